@@ -1,0 +1,13 @@
+//! The HTTP API: the server `torpor --serve` runs (axum), and the client the command-line
+//! subcommands and the console's remote mode use (reqwest). Both speak the JSON types in
+//! [`types`].
+
+pub mod client;
+mod error;
+mod routes;
+pub mod server;
+mod sse;
+pub mod types;
+
+pub use client::Client;
+pub use server::{ServeOptions, router, serve};

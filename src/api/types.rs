@@ -1,0 +1,76 @@
+//! JSON bodies the API exchanges, shared by the server and the client.
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::{ClassConfig, Handler};
+use crate::model::ObjectRecord;
+
+/// A class as `GET /v1/classes` shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClassInfo {
+    pub name: String,
+    /// `builtin:NAME` or the command line.
+    pub handler: String,
+    pub idle_timeout_ms: u64,
+    pub wake_timeout_ms: u64,
+    pub call_timeout_ms: u64,
+    pub storage_timeout_ms: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_mb: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vcpus: Option<f64>,
+}
+
+impl From<&ClassConfig> for ClassInfo {
+    fn from(class: &ClassConfig) -> Self {
+        Self {
+            name: class.name.to_string(),
+            handler: match &class.handler {
+                Handler::Builtin(name) => format!("builtin:{name}"),
+                Handler::Command(argv) => argv.join(" "),
+            },
+            idle_timeout_ms: class.idle_timeout.as_millis() as u64,
+            wake_timeout_ms: class.wake_timeout.as_millis() as u64,
+            call_timeout_ms: class.call_timeout.as_millis() as u64,
+            storage_timeout_ms: class.storage_timeout.as_millis() as u64,
+            memory_mb: class.memory_mb,
+            vcpus: class.vcpus,
+        }
+    }
+}
+
+/// `GET /v1/health`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Health {
+    pub status: String,
+    pub version: String,
+    /// Objects per status.
+    pub objects: std::collections::BTreeMap<String, u64>,
+}
+
+/// `GET /v1/objects`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ObjectPage {
+    pub objects: Vec<ObjectRecord>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
+}
+
+/// The body of every error answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ErrorDetail {
+    /// Stable and machine-readable, e.g. `invalid_name`.
+    pub code: String,
+    pub message: String,
+}
+
+/// `PUT /v1/objects/{class}/{id}/idle-timeout`: `null` returns to the class's timeout.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IdleTimeoutBody {
+    pub idle_timeout_ms: Option<u64>,
+}

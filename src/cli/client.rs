@@ -1,0 +1,136 @@
+//! The client subcommands: each makes one request to a server and prints the answer, exiting
+//! non-zero when the request or the handler failed.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use bytes::Bytes;
+
+use super::Command;
+use crate::api::Client;
+use crate::model::{ObjectKey, ObjectRecord};
+
+pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Call {
+            class,
+            id,
+            method,
+            body,
+            server,
+        } => {
+            let client = Client::new(&server.server)?;
+            let key = ObjectKey::parse(&class, &id)?;
+            let body = match body {
+                Some(text) => {
+                    serde_json::from_str::<serde_json::Value>(&text)
+                        .map_err(|e| anyhow::anyhow!("body {text:?} is not valid JSON: {e}"))?;
+                    Bytes::from(text)
+                }
+                None => Bytes::new(),
+            };
+            let outcome = client.call(&key, &method, body).await?;
+            let mut stdout = std::io::stdout().lock();
+            stdout.write_all(&outcome.body)?;
+            if !outcome.body.ends_with(b"\n") {
+                writeln!(stdout)?;
+            }
+            if outcome.status >= 400 {
+                eprintln!("torpor: {key} {method} answered HTTP {}", outcome.status);
+                return Ok(ExitCode::FAILURE);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Ls {
+            class,
+            status,
+            json,
+            server,
+        } => {
+            let client = Client::new(&server.server)?;
+            let mut objects = Vec::new();
+            let mut after = None;
+            loop {
+                let page = client
+                    .list(class.as_deref(), status.as_deref(), 1000, after.as_deref())
+                    .await?;
+                objects.extend(page.objects);
+                match page.next {
+                    Some(next) => after = Some(next),
+                    None => break,
+                }
+            }
+            if json {
+                println!("{}", serde_json::to_string_pretty(&objects)?);
+            } else {
+                print_table(&objects);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Show { class, id, server } => {
+            let record = Client::new(&server.server)?
+                .show(&ObjectKey::parse(&class, &id)?)
+                .await?;
+            println!("{}", serde_json::to_string_pretty(&record)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Hibernate {
+            class,
+            id,
+            force,
+            server,
+        } => {
+            let record = Client::new(&server.server)?
+                .hibernate(&ObjectKey::parse(&class, &id)?, force)
+                .await?;
+            println!("{}/{} {}", record.class, record.id, record.status);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Wake { class, id, server } => {
+            let record = Client::new(&server.server)?
+                .wake(&ObjectKey::parse(&class, &id)?)
+                .await?;
+            println!("{}/{} {}", record.class, record.id, record.status);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Delete { class, id, server } => {
+            let key = ObjectKey::parse(&class, &id)?;
+            Client::new(&server.server)?.delete(&key).await?;
+            println!("{key} deleted");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Logs { class, id, server } => {
+            let text = Client::new(&server.server)?
+                .logs(&ObjectKey::parse(&class, &id)?, 64 * 1024)
+                .await?;
+            print!("{text}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::ObjectHost { .. } => {
+            unreachable!("object-host is handled before the async runtime starts")
+        }
+    }
+}
+
+fn print_table(objects: &[ObjectRecord]) {
+    let now = chrono::Utc::now();
+    println!(
+        "{:<16} {:<24} {:<12} {:>5} {:>7}  HIBERNATES IN",
+        "CLASS", "ID", "STATUS", "GEN", "CALLS"
+    );
+    for object in objects {
+        let countdown = object
+            .hibernate_at
+            .map(|at| {
+                format!(
+                    "{:.1}s",
+                    (at - now).num_milliseconds().max(0) as f64 / 1000.0
+                )
+            })
+            .unwrap_or_else(|| "-".into());
+        println!(
+            "{:<16} {:<24} {:<12} {:>5} {:>7}  {}",
+            object.class, object.id, object.status, object.generation, object.calls, countdown
+        );
+    }
+}

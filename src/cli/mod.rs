@@ -1,0 +1,194 @@
+//! The command line: `torpor` opens the console on an embedded runtime, `--serve` runs the
+//! API headless, `--connect` opens the console on a server, and the subcommands are a
+//! scriptable client of a server.
+
+mod client;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+use crate::config::Config;
+use crate::runtime::{Runtime, RuntimeOptions};
+
+/// The server client subcommands talk to when neither --server nor TORPOR_SERVER is set.
+pub const DEFAULT_SERVER: &str = "http://127.0.0.1:7070";
+
+/// A durable-object runtime and its operations console.
+///
+/// Without a subcommand, torpor opens the console with a runtime embedded. With --serve it
+/// runs headless behind an HTTP API; with --connect it opens the console on such a server.
+#[derive(Debug, Parser)]
+#[command(name = "torpor", version, about, long_about)]
+pub struct Args {
+    /// Configuration file (TOML); the built-in assets/torpor.toml when absent.
+    #[arg(long, global = true, env = "TORPOR_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Folder for the store, sandbox folders and logs [default: the user's data folder + /torpor].
+    #[arg(long, global = true, env = "TORPOR_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    /// Run headless and serve the HTTP API.
+    #[arg(long, conflicts_with = "connect")]
+    pub serve: bool,
+
+    /// Address the API listens on, with --serve.
+    #[arg(
+        long,
+        value_name = "ADDR",
+        default_value = "127.0.0.1:7070",
+        requires = "serve"
+    )]
+    pub listen: SocketAddr,
+
+    /// Open the console on a running server instead of an embedded runtime.
+    #[arg(long, value_name = "URL")]
+    pub connect: Option<String>,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Call a method on an object and print the handler's answer.
+    Call {
+        class: String,
+        id: String,
+        method: String,
+        /// JSON body; empty when absent.
+        body: Option<String>,
+        #[command(flatten)]
+        server: ServerArg,
+    },
+    /// List objects.
+    Ls {
+        #[arg(long)]
+        class: Option<String>,
+        /// hibernated, waking, active, hibernating or failed.
+        #[arg(long)]
+        status: Option<String>,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        server: ServerArg,
+    },
+    /// Show one object with its storage, as JSON.
+    Show {
+        class: String,
+        id: String,
+        #[command(flatten)]
+        server: ServerArg,
+    },
+    /// Hibernate an object now.
+    Hibernate {
+        class: String,
+        id: String,
+        /// Abort the call running on it instead of waiting for it.
+        #[arg(long)]
+        force: bool,
+        #[command(flatten)]
+        server: ServerArg,
+    },
+    /// Wake an object now (creating it if new).
+    Wake {
+        class: String,
+        id: String,
+        #[command(flatten)]
+        server: ServerArg,
+    },
+    /// Delete an object, its storage and its logs.
+    Delete {
+        class: String,
+        id: String,
+        #[command(flatten)]
+        server: ServerArg,
+    },
+    /// Print the end of an object's sandbox log.
+    Logs {
+        class: String,
+        id: String,
+        #[command(flatten)]
+        server: ServerArg,
+    },
+    /// Serve a built-in class as a handler (run by the process driver).
+    #[command(hide = true)]
+    ObjectHost { name: String },
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ServerArg {
+    /// The torpor server to talk to.
+    #[arg(long, env = "TORPOR_SERVER", value_name = "URL", default_value = DEFAULT_SERVER)]
+    pub server: String,
+}
+
+/// Runs what the arguments ask for and returns the process's exit code.
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    if let Some(Command::ObjectHost { name }) = &args.command {
+        crate::host::serve(name)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        match args.command {
+            Some(command) => {
+                crate::logging::to_stderr("warn");
+                client::run(command).await
+            }
+            None if args.serve => {
+                crate::logging::to_stderr("info");
+                let runtime = start_runtime(&args).await?;
+                crate::api::serve(
+                    runtime,
+                    crate::api::ServeOptions {
+                        listen: args.listen,
+                    },
+                )
+                .await?;
+                Ok(ExitCode::SUCCESS)
+            }
+            None => {
+                let data_dir = data_dir(&args)?;
+                crate::logging::to_file(&data_dir)?;
+                let source = match &args.connect {
+                    Some(url) => crate::console::Source::remote(url)?,
+                    None => crate::console::Source::Embedded(start_runtime(&args).await?),
+                };
+                crate::console::run(source).await?;
+                Ok(ExitCode::SUCCESS)
+            }
+        }
+    })
+}
+
+fn data_dir(args: &Args) -> anyhow::Result<PathBuf> {
+    match &args.data_dir {
+        Some(dir) => Ok(dir.clone()),
+        None => dirs::data_dir()
+            .map(|dir| dir.join("torpor"))
+            .context("cannot find the user's data folder; pass --data-dir"),
+    }
+}
+
+async fn start_runtime(args: &Args) -> anyhow::Result<Runtime> {
+    let config = match &args.config {
+        Some(path) => Config::load(path)?,
+        None => Config::builtin(),
+    };
+    let host_program =
+        std::env::current_exe().context("cannot find the torpor binary to run built-in classes")?;
+    Runtime::start(RuntimeOptions {
+        config,
+        data_dir: data_dir(args)?,
+        host_program,
+    })
+    .await
+}

@@ -1,0 +1,92 @@
+//! The configuration file as written, before validation. Unknown keys are rejected so that a
+//! misspelt setting is an error rather than silently ignored.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    #[serde(default)]
+    pub runtime: RuntimeSection,
+    #[serde(default)]
+    pub limits: LimitsSection,
+    #[serde(default)]
+    pub defaults: ClassSettings,
+    #[serde(default)]
+    pub classes: BTreeMap<String, ClassSection>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuntimeSection {
+    pub durability: Option<String>,
+    #[serde(default, with = "humantime_serde")]
+    pub stop_grace: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    pub shutdown_grace: Option<Duration>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsSection {
+    pub max_request_bytes: Option<u64>,
+    pub max_response_bytes: Option<u64>,
+    pub max_storage_bytes: Option<u64>,
+    pub max_page_size: Option<u64>,
+    pub max_queued_calls: Option<u64>,
+}
+
+/// Settings a class may set, and `[defaults]` may set for every class.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClassSettings {
+    #[serde(default, with = "humantime_serde")]
+    pub idle_timeout: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    pub wake_timeout: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    pub call_timeout: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    pub storage_timeout: Option<Duration>,
+    pub memory_mb: Option<u64>,
+    pub vcpus: Option<f64>,
+}
+
+/// One `[classes.NAME]` table. The settings are repeated from [`ClassSettings`] rather than
+/// flattened, because serde cannot reject unknown keys in a flattened struct.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClassSection {
+    pub builtin: Option<String>,
+    pub command: Option<Vec<String>>,
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    pub inherit_socket: Option<bool>,
+    #[serde(default, with = "humantime_serde")]
+    pub idle_timeout: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    pub wake_timeout: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    pub call_timeout: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    pub storage_timeout: Option<Duration>,
+    pub memory_mb: Option<u64>,
+    pub vcpus: Option<f64>,
+}
+
+impl ClassSection {
+    /// The class's own settings, each falling back to `defaults` where unset.
+    pub fn settings_over(&self, defaults: &ClassSettings) -> ClassSettings {
+        ClassSettings {
+            idle_timeout: self.idle_timeout.or(defaults.idle_timeout),
+            wake_timeout: self.wake_timeout.or(defaults.wake_timeout),
+            call_timeout: self.call_timeout.or(defaults.call_timeout),
+            storage_timeout: self.storage_timeout.or(defaults.storage_timeout),
+            memory_mb: self.memory_mb.or(defaults.memory_mb),
+            vcpus: self.vcpus.or(defaults.vcpus),
+        }
+    }
+}

@@ -1,0 +1,143 @@
+//! The configuration file: runtime settings, limits, and the classes objects are made from.
+//!
+//! The file is TOML. Without `--config`, the built-in `assets/torpor.toml` is used. Raw TOML is
+//! parsed into the `file` structs first and then validated into [`Config`], so that every bad
+//! value is reported with its key, the value and the allowed range.
+
+mod file;
+mod validate;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use serde::Serialize;
+
+use crate::model::ClassName;
+
+/// The built-in configuration, the same text as `assets/torpor.toml`.
+pub const BUILTIN_CONFIG: &str = include_str!("../../assets/torpor.toml");
+
+/// The folder relative `command` paths of the built-in configuration resolve against.
+const BUILTIN_BASE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/assets");
+
+/// When storage is written to the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Durability {
+    /// After every call that changed storage, before the caller gets the response. A crash
+    /// of the sandbox or the host loses no acknowledged write.
+    PerCall,
+    /// Only when the object hibernates. Faster, but a crash loses every write since the wake.
+    HibernateOnlyUnsafe,
+}
+
+/// How the runtime behaves as a whole.
+#[derive(Debug, Clone, Serialize)]
+pub struct RuntimeSettings {
+    pub durability: Durability,
+    /// Time a sandbox gets between SIGTERM and SIGKILL.
+    #[serde(with = "humantime_serde")]
+    pub stop_grace: Duration,
+    /// Time calls in flight get to finish at shutdown before objects are hibernated anyway.
+    #[serde(with = "humantime_serde")]
+    pub shutdown_grace: Duration,
+}
+
+/// Size limits on what enters the runtime.
+#[derive(Debug, Clone, Serialize)]
+pub struct Limits {
+    /// Largest request body a call may send, in bytes.
+    pub max_request_bytes: usize,
+    /// Largest response body a handler may return, in bytes.
+    pub max_response_bytes: usize,
+    /// Largest storage snapshot an object may save, in bytes of JSON.
+    pub max_storage_bytes: usize,
+    /// Most objects one listing page returns.
+    pub max_page_size: usize,
+    /// Most calls that may wait on one object at once; more are rejected with 503.
+    pub max_queued_calls: u32,
+}
+
+/// What runs in an object's sandbox.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Handler {
+    /// A demo class served by this binary (`torpor object-host NAME`).
+    Builtin(String),
+    /// A program and its arguments, run with the sandbox folder as working directory.
+    Command(Vec<String>),
+}
+
+/// One class of objects and the settings its objects share.
+#[derive(Debug, Clone, Serialize)]
+pub struct ClassConfig {
+    pub name: ClassName,
+    pub handler: Handler,
+    /// Extra environment variables for the handler.
+    pub env: BTreeMap<String, String>,
+    /// Whether the handler is passed a listening socket as file descriptor 3
+    /// (`TORPOR_LISTEN_FD=3`) rather than binding `TORPOR_LISTEN` itself.
+    pub inherit_socket: bool,
+    #[serde(with = "humantime_serde")]
+    pub idle_timeout: Duration,
+    #[serde(with = "humantime_serde")]
+    pub wake_timeout: Duration,
+    #[serde(with = "humantime_serde")]
+    pub call_timeout: Duration,
+    #[serde(with = "humantime_serde")]
+    pub storage_timeout: Duration,
+    /// Memory the handler is expected to need, in MiB.
+    pub memory_mb: Option<u64>,
+    /// CPUs the handler is expected to need.
+    pub vcpus: Option<f64>,
+}
+
+/// A validated configuration.
+#[derive(Debug, Clone, Serialize)]
+pub struct Config {
+    pub runtime: RuntimeSettings,
+    pub limits: Limits,
+    pub classes: BTreeMap<ClassName, Arc<ClassConfig>>,
+    /// The file it was read from; `None` for the built-in configuration.
+    #[serde(skip)]
+    pub source: Option<PathBuf>,
+}
+
+impl Config {
+    /// Reads and validates a configuration file.
+    pub fn load(path: &Path) -> anyhow::Result<Config> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read configuration file {}", path.display()))?;
+        let base = path
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("."));
+        let mut config = Self::parse(&text, &base)
+            .with_context(|| format!("invalid configuration file {}", path.display()))?;
+        config.source = Some(path.to_path_buf());
+        Ok(config)
+    }
+
+    /// The built-in configuration.
+    pub fn builtin() -> Config {
+        #[allow(clippy::expect_used)]
+        Self::parse(BUILTIN_CONFIG, Path::new(BUILTIN_BASE))
+            .expect("assets/torpor.toml is valid; a unit test checks it")
+    }
+
+    /// Parses and validates configuration text; relative command paths resolve against `base`.
+    pub fn parse(text: &str, base: &Path) -> anyhow::Result<Config> {
+        let raw: file::ConfigFile = toml::from_str(text)?;
+        validate::validate(raw, base)
+    }
+
+    pub fn class(&self, name: &ClassName) -> Option<&Arc<ClassConfig>> {
+        self.classes.get(name)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,116 @@
+use std::path::Path;
+use std::time::Duration;
+
+use super::*;
+
+fn parse(text: &str) -> anyhow::Result<Config> {
+    Config::parse(text, Path::new("/etc/torpor"))
+}
+
+fn error_of(text: &str) -> String {
+    format!("{:#}", parse(text).unwrap_err())
+}
+
+#[test]
+fn builtin_config_is_valid() {
+    let config = Config::builtin();
+    let counter = config.class(&ClassName::parse("counter").unwrap()).unwrap();
+    assert_eq!(counter.handler, Handler::Builtin("counter".into()));
+    assert!(counter.inherit_socket);
+    assert_eq!(config.runtime.durability, Durability::PerCall);
+    let notes = config.class(&ClassName::parse("notes").unwrap()).unwrap();
+    let Handler::Command(argv) = &notes.handler else {
+        panic!("notes is a command class")
+    };
+    assert!(argv[1].ends_with("assets/./classes/notes.py"), "{argv:?}");
+}
+
+#[test]
+fn defaults_apply_to_classes() {
+    let config = parse(
+        r#"
+        [defaults]
+        idle_timeout = "2s"
+        [classes.a]
+        builtin = "counter"
+        [classes.b]
+        builtin = "kv"
+        idle_timeout = "500ms"
+        "#,
+    )
+    .unwrap();
+    let a = config.class(&ClassName::parse("a").unwrap()).unwrap();
+    let b = config.class(&ClassName::parse("b").unwrap()).unwrap();
+    assert_eq!(a.idle_timeout, Duration::from_secs(2));
+    assert_eq!(b.idle_timeout, Duration::from_millis(500));
+    assert_eq!(a.wake_timeout, Duration::from_secs(10));
+}
+
+#[test]
+fn relative_command_paths_resolve_against_file() {
+    let config = parse("[classes.p]\ncommand = [\"python3\", \"./h.py\", \"plain\"]").unwrap();
+    let p = config.class(&ClassName::parse("p").unwrap()).unwrap();
+    assert_eq!(
+        p.handler,
+        Handler::Command(vec![
+            "python3".into(),
+            "/etc/torpor/./h.py".into(),
+            "plain".into()
+        ])
+    );
+    assert!(!p.inherit_socket);
+}
+
+#[test]
+fn bad_values_are_named() {
+    let cases = [
+        (
+            "[classes.a]\nbuiltin = \"nope\"",
+            "\"nope\" is not a built-in class",
+        ),
+        (
+            "[classes.A]\nbuiltin = \"counter\"",
+            "invalid class name \"A\"",
+        ),
+        (
+            "[classes.a]\nbuiltin = \"counter\"\nidle_timeout = \"1ms\"",
+            "idle_timeout = 1ms is out of range",
+        ),
+        ("[classes.a]\ncommand = []", "command = [] is empty"),
+        (
+            "[classes.a]\nbuiltin = \"kv\"\ncommand = [\"x\"]",
+            "not both",
+        ),
+        (
+            "[classes.a]\nbuiltin = \"kv\"\nvcpus = 0.0",
+            "vcpus = 0 is out of range",
+        ),
+        (
+            "[classes.a]\nbuiltin = \"kv\"\nenv = { TORPOR_X = \"1\" }",
+            "reserved",
+        ),
+        (
+            "[classes.a]\nbuiltin = \"kv\"\nidel_timeout = \"1s\"",
+            "idel_timeout",
+        ),
+        (
+            "[runtime]\ndurability = \"fast\"",
+            "\"fast\" is not a durability mode",
+        ),
+        (
+            "[limits]\nmax_page_size = 0",
+            "limits.max_page_size = 0 is out of range",
+        ),
+        (
+            "[classes.a]\nbuiltin = \"kv\"\nidle_timeout = \"soon\"",
+            "soon",
+        ),
+    ];
+    for (text, expected) in cases {
+        let err = error_of(text);
+        assert!(
+            err.contains(expected),
+            "{text:?}: expected {expected:?} in {err:?}"
+        );
+    }
+}

@@ -1,0 +1,243 @@
+//! Turns the parsed file into a [`Config`], applying defaults and checking every value
+//! against its range. Errors name the key, the value and the limit.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+
+use super::file::{ClassSection, ClassSettings, ConfigFile, LimitsSection};
+use super::{ClassConfig, Config, Durability, Handler, Limits, RuntimeSettings};
+use crate::host::BUILTIN_CLASSES;
+use crate::model::ClassName;
+
+const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+const DEFAULT_WAKE_TIMEOUT: Duration = Duration::from_secs(10);
+const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(30);
+const DEFAULT_STORAGE_TIMEOUT: Duration = Duration::from_secs(5);
+const DEFAULT_STOP_GRACE: Duration = Duration::from_secs(3);
+const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+const MIB: u64 = 1024 * 1024;
+
+pub fn validate(raw: ConfigFile, base: &Path) -> anyhow::Result<Config> {
+    let runtime = runtime_settings(&raw)?;
+    let limits = limits(&raw.limits)?;
+    let mut classes = BTreeMap::new();
+    for (name, section) in &raw.classes {
+        let class = class_config(name, section, &raw.defaults, base)
+            .with_context(|| format!("in [classes.{name}]"))?;
+        classes.insert(class.name.clone(), Arc::new(class));
+    }
+    Ok(Config {
+        runtime,
+        limits,
+        classes,
+        source: None,
+    })
+}
+
+fn runtime_settings(raw: &ConfigFile) -> anyhow::Result<RuntimeSettings> {
+    let durability = match raw.runtime.durability.as_deref() {
+        None | Some("per-call") => Durability::PerCall,
+        Some("hibernate-only-unsafe") => Durability::HibernateOnlyUnsafe,
+        Some(other) => bail!(
+            "runtime.durability = {other:?} is not a durability mode; use \"per-call\" (the \
+             default) or \"hibernate-only-unsafe\""
+        ),
+    };
+    let stop_grace = duration_in(
+        "runtime.stop_grace",
+        raw.runtime.stop_grace,
+        DEFAULT_STOP_GRACE,
+        Duration::ZERO,
+        Duration::from_secs(300),
+    )?;
+    let shutdown_grace = duration_in(
+        "runtime.shutdown_grace",
+        raw.runtime.shutdown_grace,
+        DEFAULT_SHUTDOWN_GRACE,
+        Duration::ZERO,
+        Duration::from_secs(3600),
+    )?;
+    Ok(RuntimeSettings {
+        durability,
+        stop_grace,
+        shutdown_grace,
+    })
+}
+
+fn limits(raw: &LimitsSection) -> anyhow::Result<Limits> {
+    Ok(Limits {
+        max_request_bytes: int_in(
+            "limits.max_request_bytes",
+            raw.max_request_bytes,
+            MIB,
+            1,
+            1024 * MIB,
+        )?,
+        max_response_bytes: int_in(
+            "limits.max_response_bytes",
+            raw.max_response_bytes,
+            16 * MIB,
+            1,
+            1024 * MIB,
+        )?,
+        max_storage_bytes: int_in(
+            "limits.max_storage_bytes",
+            raw.max_storage_bytes,
+            32 * MIB,
+            2,
+            1024 * MIB,
+        )?,
+        max_page_size: int_in("limits.max_page_size", raw.max_page_size, 1000, 1, 100_000)?,
+        max_queued_calls: int_in(
+            "limits.max_queued_calls",
+            raw.max_queued_calls,
+            1000,
+            1,
+            1_000_000,
+        )? as u32,
+    })
+}
+
+fn class_config(
+    name: &str,
+    section: &ClassSection,
+    defaults: &ClassSettings,
+    base: &Path,
+) -> anyhow::Result<ClassConfig> {
+    let class = ClassName::parse(name)?;
+    let handler = match (&section.builtin, &section.command) {
+        (Some(builtin), None) => {
+            if !BUILTIN_CLASSES.contains(&builtin.as_str()) {
+                bail!(
+                    "builtin = {builtin:?} is not a built-in class; the built-in classes are {}",
+                    BUILTIN_CLASSES.join(", ")
+                );
+            }
+            Handler::Builtin(builtin.clone())
+        }
+        (None, Some(command)) => Handler::Command(command_line(command, base)?),
+        (Some(_), Some(_)) => bail!("set either builtin or command, not both"),
+        (None, None) => bail!("set builtin = \"NAME\" or command = [\"PROGRAM\", ...]"),
+    };
+    for key in section.env.keys() {
+        env_name(key)?;
+    }
+    let settings = section.settings_over(defaults);
+    Ok(ClassConfig {
+        name: class,
+        inherit_socket: section
+            .inherit_socket
+            .unwrap_or(matches!(handler, Handler::Builtin(_))),
+        handler,
+        env: section.env.clone(),
+        idle_timeout: duration_in(
+            "idle_timeout",
+            settings.idle_timeout,
+            DEFAULT_IDLE_TIMEOUT,
+            Duration::from_millis(50),
+            Duration::from_secs(30 * 86_400),
+        )?,
+        wake_timeout: duration_in(
+            "wake_timeout",
+            settings.wake_timeout,
+            DEFAULT_WAKE_TIMEOUT,
+            Duration::from_millis(100),
+            Duration::from_secs(600),
+        )?,
+        call_timeout: duration_in(
+            "call_timeout",
+            settings.call_timeout,
+            DEFAULT_CALL_TIMEOUT,
+            Duration::from_millis(10),
+            Duration::from_secs(3600),
+        )?,
+        storage_timeout: duration_in(
+            "storage_timeout",
+            settings.storage_timeout,
+            DEFAULT_STORAGE_TIMEOUT,
+            Duration::from_millis(10),
+            Duration::from_secs(600),
+        )?,
+        memory_mb: match settings.memory_mb {
+            Some(mb) => Some(int_in("memory_mb", Some(mb), 0, 1, 1024 * 1024)? as u64),
+            None => None,
+        },
+        vcpus: match settings.vcpus {
+            Some(v) if !(v > 0.0 && v <= 1024.0) => {
+                bail!("vcpus = {v} is out of range; it must be above 0 and at most 1024")
+            }
+            other => other,
+        },
+    })
+}
+
+/// Resolves arguments starting with `./` or `../` against the configuration's folder, so a
+/// class runs the same program whatever the working directory.
+fn command_line(command: &[String], base: &Path) -> anyhow::Result<Vec<String>> {
+    let Some(program) = command.first() else {
+        bail!("command = [] is empty; give the program and its arguments");
+    };
+    if program.is_empty() {
+        bail!("command has an empty program name");
+    }
+    Ok(command
+        .iter()
+        .map(|arg| {
+            if arg.starts_with("./") || arg.starts_with("../") {
+                base.join(arg).to_string_lossy().into_owned()
+            } else {
+                arg.clone()
+            }
+        })
+        .collect())
+}
+
+fn env_name(key: &str) -> anyhow::Result<()> {
+    let valid = key.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+        && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if !valid {
+        bail!("env key {key:?} is not a valid environment variable name");
+    }
+    if key.starts_with("TORPOR_") {
+        bail!("env key {key:?} is reserved: the runtime sets TORPOR_* variables itself");
+    }
+    Ok(())
+}
+
+fn duration_in(
+    key: &str,
+    value: Option<Duration>,
+    default: Duration,
+    min: Duration,
+    max: Duration,
+) -> anyhow::Result<Duration> {
+    let value = value.unwrap_or(default);
+    if value < min || value > max {
+        bail!(
+            "{key} = {} is out of range; it must be between {} and {}",
+            humantime::format_duration(value),
+            humantime::format_duration(min),
+            humantime::format_duration(max)
+        );
+    }
+    Ok(value)
+}
+
+fn int_in(
+    key: &str,
+    value: Option<u64>,
+    default: u64,
+    min: u64,
+    max: u64,
+) -> anyhow::Result<usize> {
+    let value = value.unwrap_or(default);
+    if value < min || value > max {
+        bail!("{key} = {value} is out of range; it must be between {min} and {max}");
+    }
+    Ok(value as usize)
+}

@@ -1,0 +1,334 @@
+//! Routing a call: wait for the object's turn, wake it if needed, forward the call, and in
+//! the default durability mode checkpoint its storage before the caller sees the response.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::handler::{CallFailure, HandlerReply, StorageFailure};
+use super::slot::{Slot, Turn};
+use super::{Inner, Runtime, RuntimeError};
+use crate::config::{ClassConfig, Durability};
+use crate::model::{EventKind, MethodName, ObjectKey, Status, now_ms};
+use crate::store::{StoreError, Update};
+
+/// Time a refused connection is given to show up as a sandbox exit before it counts as a
+/// handler fault.
+const EXIT_NOTICE: Duration = Duration::from_millis(200);
+
+/// A method call as the caller sends it.
+#[derive(Debug, Clone)]
+pub struct CallRequest {
+    pub method: MethodName,
+    pub body: Bytes,
+    /// Passed to the handler; `application/json` when absent.
+    pub content_type: Option<String>,
+}
+
+/// The handler's answer, passed back as it is.
+#[derive(Debug, Clone)]
+pub struct CallReply {
+    pub status: u16,
+    pub content_type: Option<String>,
+    pub body: Bytes,
+    /// The generation of the activation that served the call.
+    pub generation: u64,
+    /// Time from arrival to answer, including any wait and wake.
+    pub duration: Duration,
+}
+
+impl Runtime {
+    /// Calls `method` on the object, creating and waking it as needed.
+    pub async fn call(
+        &self,
+        key: &ObjectKey,
+        request: CallRequest,
+    ) -> Result<CallReply, RuntimeError> {
+        self.inner.call(key, request).await
+    }
+}
+
+/// Counts a call as in flight, on its object and on the runtime, until dropped.
+struct InFlight {
+    inner: Arc<Inner>,
+    slot: Arc<Slot>,
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.slot.live().in_flight -= 1;
+        self.inner.calls_in_flight.send_modify(|n| *n -= 1);
+    }
+}
+
+impl Inner {
+    fn enter_call(self: &Arc<Self>, slot: &Arc<Slot>) -> Result<InFlight, RuntimeError> {
+        {
+            let mut live = slot.live();
+            if live.in_flight >= self.config.limits.max_queued_calls {
+                return Err(RuntimeError::Overloaded {
+                    key: slot.key.clone(),
+                    queued: live.in_flight,
+                });
+            }
+            live.in_flight += 1;
+        }
+        self.calls_in_flight.send_modify(|n| *n += 1);
+        Ok(InFlight {
+            inner: Arc::clone(self),
+            slot: Arc::clone(slot),
+        })
+    }
+
+    async fn call(
+        self: &Arc<Self>,
+        key: &ObjectKey,
+        request: CallRequest,
+    ) -> Result<CallReply, RuntimeError> {
+        let class = self.class(&key.class)?;
+        let limit = self.config.limits.max_request_bytes;
+        if request.body.len() > limit {
+            return Err(RuntimeError::BodyTooLarge {
+                size: request.body.len(),
+                limit,
+            });
+        }
+        if self.closing.load(Ordering::SeqCst) {
+            return Err(RuntimeError::ShuttingDown);
+        }
+        let slot = self.slots.get_or_create(key);
+        let in_flight = self.enter_call(&slot)?;
+        let started = Instant::now();
+        let mut turn = slot.turn.lock().await;
+        self.ensure_loaded(&slot).await?;
+        let outcome = self.call_in_turn(&slot, &mut turn, &class, &request).await;
+        let duration = started.elapsed();
+        self.finish_call(&slot, &turn, in_flight, &request.method, &outcome, duration);
+        drop(turn);
+        outcome.map(|reply| CallReply {
+            status: reply.status,
+            content_type: reply.content_type,
+            body: reply.body,
+            generation: slot.live().record.as_ref().map_or(0, |r| r.generation),
+            duration,
+        })
+    }
+
+    async fn call_in_turn(
+        self: &Arc<Self>,
+        slot: &Slot,
+        turn: &mut Turn,
+        class: &Arc<ClassConfig>,
+        request: &CallRequest,
+    ) -> Result<HandlerReply, RuntimeError> {
+        let method = request.method.as_str();
+        let failed = |reason: String| RuntimeError::SandboxFailed {
+            key: slot.key.clone(),
+            method: method.to_owned(),
+            reason,
+        };
+        let mut retried = false;
+        loop {
+            self.ensure_active(slot, turn, class).await?;
+            let Some(activation) = turn.activation.as_ref() else {
+                return Err(RuntimeError::NotFound(slot.key.clone()));
+            };
+            let sandbox = activation.sandbox.clone();
+            let abort = CancellationToken::new();
+            slot.live().abort = Some(abort.clone());
+            let forwarded = self.handler.call(
+                sandbox.address,
+                method,
+                request.body.clone(),
+                request.content_type.as_deref(),
+                class.call_timeout,
+                self.config.limits.max_response_bytes,
+            );
+            let result = tokio::select! {
+                _ = abort.cancelled() => None,
+                result = forwarded => Some(result),
+            };
+            slot.live().abort = None;
+            let Some(result) = result else {
+                return Err(RuntimeError::Aborted {
+                    key: slot.key.clone(),
+                    method: method.to_owned(),
+                    reason: "an operator hibernated or deleted the object while the call ran"
+                        .into(),
+                });
+            };
+            let failure = match result {
+                Ok(reply) => {
+                    self.checkpoint_after(slot, turn, class, method).await?;
+                    return Ok(reply);
+                }
+                Err(failure) => failure,
+            };
+            // A refused or broken connection usually means the sandbox died; give its exit a
+            // moment to be reported, then replace it.
+            let exit = tokio::time::timeout(EXIT_NOTICE, sandbox.wait_exit())
+                .await
+                .ok();
+            if let Some(exit) = &exit {
+                self.sandbox_lost(slot, turn, &exit.detail).await;
+            }
+            match failure {
+                CallFailure::NotSent(_) if exit.is_some() && !retried => retried = true,
+                CallFailure::NotSent(reason) | CallFailure::Failed(reason) => {
+                    return Err(failed(match exit {
+                        Some(exit) => {
+                            format!("the sandbox exited during the call ({})", exit.detail)
+                        }
+                        None => reason,
+                    }));
+                }
+                CallFailure::Timeout => {
+                    return Err(RuntimeError::CallTimeout {
+                        key: slot.key.clone(),
+                        method: method.to_owned(),
+                        timeout: class.call_timeout,
+                    });
+                }
+                CallFailure::TooLarge => {
+                    return Err(RuntimeError::ResponseTooLarge {
+                        key: slot.key.clone(),
+                        method: method.to_owned(),
+                        limit: self.config.limits.max_response_bytes,
+                    });
+                }
+            }
+        }
+    }
+
+    /// The output gate: in the per-call durability mode, saves storage that changed before
+    /// the response is released. Storage over the limit is discarded with the sandbox.
+    async fn checkpoint_after(
+        &self,
+        slot: &Slot,
+        turn: &mut Turn,
+        class: &ClassConfig,
+        method: &str,
+    ) -> Result<(), RuntimeError> {
+        if self.config.runtime.durability != Durability::PerCall {
+            return Ok(());
+        }
+        let Some(activation) = turn.activation.as_mut() else {
+            return Ok(());
+        };
+        let limit = self.config.limits.max_storage_bytes;
+        let checkpoint_failed = |reason: String| RuntimeError::CheckpointFailed {
+            key: slot.key.clone(),
+            method: method.to_owned(),
+            reason,
+        };
+        let storage = match self
+            .handler
+            .read_storage(activation.sandbox.address, class.storage_timeout, limit)
+            .await
+        {
+            Ok(storage) => storage,
+            Err(StorageFailure::TooLarge) => {
+                let error = RuntimeError::StorageTooLarge {
+                    key: slot.key.clone(),
+                    method: method.to_owned(),
+                    limit,
+                };
+                self.retire(slot, turn, error.to_string()).await;
+                return Err(error);
+            }
+            Err(StorageFailure::Failed(reason)) => return Err(checkpoint_failed(reason)),
+        };
+        let recovering = slot
+            .live()
+            .record
+            .as_ref()
+            .is_some_and(|r| r.status == Status::Failed);
+        if activation.saved.as_ref() == Some(&storage) && !recovering {
+            return Ok(());
+        }
+        let update = Update {
+            storage: (activation.saved.as_ref() != Some(&storage)).then(|| storage.clone()),
+            status: recovering.then_some(Status::Active),
+            last_error: recovering.then_some(None),
+            ..Update::default()
+        };
+        match self
+            .store
+            .update(&slot.key, Some(activation.generation), update)
+            .await
+        {
+            Ok(()) => {
+                let bytes = storage.len() as u64;
+                activation.saved = Some(storage);
+                slot.live().save_failures = 0;
+                self.with_record(slot, |record| {
+                    record.storage_bytes = bytes;
+                    if recovering {
+                        record.status = Status::Active;
+                        record.last_error = None;
+                    }
+                });
+                Ok(())
+            }
+            Err(err @ StoreError::StaleGeneration { .. }) => {
+                let reason = err.to_string();
+                self.retire(slot, turn, reason.clone()).await;
+                Err(checkpoint_failed(reason))
+            }
+            Err(err) => Err(checkpoint_failed(err.to_string())),
+        }
+    }
+
+    /// Counts the call, restarts the idle clock, ends the call's in-flight count and reports
+    /// the call, in that order: the object is never idle with a deadline missing, and the
+    /// event shows it no longer busy.
+    fn finish_call(
+        &self,
+        slot: &Slot,
+        turn: &Turn,
+        in_flight: InFlight,
+        method: &MethodName,
+        outcome: &Result<HandlerReply, RuntimeError>,
+        duration: Duration,
+    ) {
+        let now = now_ms();
+        {
+            let mut live = slot.live();
+            live.unflushed.calls += 1;
+            live.unflushed.last_call_at = Some(now);
+            if outcome.is_err() {
+                live.unflushed.errors += 1;
+            }
+            if let Some(record) = live.record.as_mut() {
+                record.calls += 1;
+                record.last_call_at = chrono::DateTime::from_timestamp_millis(now);
+                if outcome.is_err() {
+                    record.errors += 1;
+                }
+            }
+        }
+        if let Ok(mut dirty) = self.dirty.lock() {
+            dirty.insert(slot.key.clone());
+        }
+        if let Some(activation) = &turn.activation {
+            self.start_idle_clock(slot, activation.idle_timeout);
+        }
+        drop(in_flight);
+        let kind = match outcome {
+            Ok(reply) => EventKind::Call {
+                method: method.to_string(),
+                status: reply.status,
+                duration_ms: duration.as_secs_f64() * 1000.0,
+            },
+            Err(err) => EventKind::CallFailed {
+                method: method.to_string(),
+                error: err.to_string(),
+            },
+        };
+        self.emit(slot, kind);
+    }
+}

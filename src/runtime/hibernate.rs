@@ -1,0 +1,174 @@
+//! Hibernating an object: snapshot its storage, save it, and only then stop the sandbox. A
+//! snapshot or save that fails leaves the sandbox running, marks the object failed and retries
+//! with backoff, so nothing unsaved is thrown away.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::handler::StorageFailure;
+use super::slot::{Slot, Turn};
+use super::{Inner, RuntimeError};
+use crate::model::{EventKind, ObjectKey, Status};
+use crate::store::{StoreError, Update};
+
+const FIRST_RETRY: Duration = Duration::from_secs(1);
+const MAX_RETRY: Duration = Duration::from_secs(60);
+
+impl Inner {
+    /// Hibernates the object if its deadline passed and no call is waiting, checked again
+    /// once the turn is ours because a call may have come in meanwhile.
+    pub(super) async fn hibernate_when_due(self: &Arc<Self>, key: ObjectKey) {
+        let Some(slot) = self.slots.get(&key) else {
+            return;
+        };
+        if !slot.live().due(Instant::now()) {
+            return;
+        }
+        let mut turn = slot.turn.lock().await;
+        if !slot.live().due(Instant::now()) {
+            return;
+        }
+        let _ = self.hibernate_in_turn(&slot, &mut turn).await;
+        drop(turn);
+        drop(slot);
+        self.slots.evict_if_idle(&key);
+    }
+
+    pub(super) async fn hibernate_in_turn(
+        self: &Arc<Self>,
+        slot: &Slot,
+        turn: &mut Turn,
+    ) -> Result<(), RuntimeError> {
+        self.clear_deadline(slot);
+        let Some(activation) = turn.activation.as_ref() else {
+            return Ok(());
+        };
+        if let Some(exit) = activation.sandbox.exited() {
+            self.sandbox_lost(slot, turn, &exit.detail).await;
+            return Ok(());
+        }
+        let started = Instant::now();
+        let storage_timeout = self
+            .config
+            .class(&slot.key.class)
+            .map(|c| c.storage_timeout)
+            .unwrap_or(Duration::from_secs(5));
+        let limit = self.config.limits.max_storage_bytes;
+        self.set_status(slot, Status::Hibernating);
+        self.emit(slot, EventKind::Hibernating);
+
+        let storage = match self
+            .handler
+            .read_storage(activation.sandbox.address, storage_timeout, limit)
+            .await
+        {
+            Ok(storage) => storage,
+            Err(StorageFailure::TooLarge) => {
+                let reason = format!(
+                    "its storage is over the limit of {limit} bytes (limits.max_storage_bytes)"
+                );
+                return Err(self.hibernate_failed(slot, turn, reason).await);
+            }
+            Err(StorageFailure::Failed(reason)) => {
+                return Err(self.hibernate_failed(slot, turn, reason).await);
+            }
+        };
+        let changed = activation.saved.as_ref() != Some(&storage);
+        let update = Update {
+            status: Some(Status::Hibernated),
+            storage: changed.then(|| storage.clone()),
+            sandbox: Some(None),
+            last_error: Some(None),
+            stamp_hibernate: true,
+            ..Update::default()
+        };
+        match self
+            .store
+            .update(&slot.key, Some(activation.generation), update)
+            .await
+        {
+            Ok(()) => {}
+            Err(err @ StoreError::StaleGeneration { .. }) => {
+                tracing::error!(object = %slot.key, error = %err, "a stale activation tried to hibernate; stopping it unsaved");
+                self.retire(slot, turn, err.to_string()).await;
+                self.reload_record(slot).await?;
+                return Ok(());
+            }
+            Err(err) => {
+                let reason = format!("cannot save its storage: {err}");
+                return Err(self.hibernate_failed(slot, turn, reason).await);
+            }
+        }
+
+        let Some(activation) = turn.activation.take() else {
+            return Ok(());
+        };
+        if let Err(err) = self.driver.stop(&activation.sandbox).await {
+            tracing::warn!(object = %slot.key, error = %err, "cannot stop a hibernated sandbox");
+        }
+        slot.live().save_failures = 0;
+        let bytes = storage.len() as u64;
+        self.with_record(slot, |record| {
+            record.status = Status::Hibernated;
+            record.sandbox = None;
+            record.last_error = None;
+            record.storage_bytes = bytes;
+            record.last_hibernate_at = Some(crate::model::now_utc());
+        });
+        self.emit(
+            slot,
+            EventKind::Hibernated {
+                duration_ms: started.elapsed().as_secs_f64() * 1000.0,
+            },
+        );
+        Ok(())
+    }
+
+    /// Keeps the sandbox, marks the object failed, and schedules another attempt.
+    async fn hibernate_failed(&self, slot: &Slot, turn: &Turn, reason: String) -> RuntimeError {
+        let failures = {
+            let mut live = slot.live();
+            live.save_failures += 1;
+            live.save_failures
+        };
+        let backoff = FIRST_RETRY
+            .saturating_mul(1 << (failures - 1).min(16))
+            .min(MAX_RETRY);
+        let message = format!(
+            "hibernation failed: {reason}; the sandbox keeps running and the save is retried in {}",
+            humantime::format_duration(backoff)
+        );
+        if let Some(activation) = &turn.activation {
+            let update = Update {
+                status: Some(Status::Failed),
+                last_error: Some(Some(message.clone())),
+                ..Update::default()
+            };
+            if let Err(err) = self
+                .store
+                .update(&slot.key, Some(activation.generation), update)
+                .await
+            {
+                tracing::warn!(object = %slot.key, error = %err, "cannot record a failed hibernation");
+            }
+        }
+        self.with_record(slot, |record| {
+            record.status = Status::Failed;
+            record.last_error = Some(message.clone());
+        });
+        self.set_deadline(slot, Instant::now() + backoff);
+        self.emit(
+            slot,
+            EventKind::HibernateFailed {
+                error: reason.clone(),
+                retry_in_ms: backoff.as_millis() as u64,
+            },
+        );
+        RuntimeError::HibernateFailed {
+            key: slot.key.clone(),
+            reason,
+        }
+    }
+}

@@ -1,0 +1,186 @@
+//! The object lifecycle and the call router.
+//!
+//! [`Runtime`] is the handle everything else uses: the API server, the console and tests. It
+//! owns the store, the sandbox driver, one slot per touched object, the deadline scheduler
+//! that hibernates idle objects, and the event bus. The lifecycle steps live in `wake`,
+//! `call` and `hibernate`; start-up and shutdown in `reconcile`.
+
+mod actions;
+mod call;
+mod error;
+mod events;
+pub mod handler;
+mod hibernate;
+mod reconcile;
+mod records;
+mod scheduler;
+mod slot;
+mod wake;
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::sync::watch;
+
+use crate::config::{ClassConfig, Config};
+use crate::model::{ClassName, ObjectKey};
+use crate::sandbox::{ProcessDriver, SandboxDriver};
+use crate::store::{DataDirLock, SqliteStore, Store};
+
+pub use call::{CallReply, CallRequest};
+pub use error::RuntimeError;
+pub use records::Listing;
+pub use scheduler::Deadlines;
+
+use self::events::EventBus;
+use self::handler::HandlerClient;
+use self::slot::Slots;
+
+/// How often call counts kept in memory are written to the store.
+const ACTIVITY_FLUSH_INTERVAL: Duration = Duration::from_secs(1);
+
+/// What a runtime is started with.
+#[derive(Debug, Clone)]
+pub struct RuntimeOptions {
+    pub config: Config,
+    pub data_dir: PathBuf,
+    /// The torpor binary, run as `torpor object-host NAME` for built-in classes.
+    pub host_program: PathBuf,
+}
+
+/// A running runtime. Cloning shares it.
+#[derive(Clone)]
+pub struct Runtime {
+    inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    config: Arc<Config>,
+    data_dir: PathBuf,
+    store: Arc<dyn Store>,
+    sqlite: Arc<SqliteStore>,
+    driver: Arc<dyn SandboxDriver>,
+    handler: HandlerClient,
+    slots: Slots,
+    events: EventBus,
+    deadlines: Deadlines<ObjectKey>,
+    closing: AtomicBool,
+    /// Calls queued or running across all objects, watched by shutdown.
+    calls_in_flight: watch::Sender<u64>,
+    /// Objects with call counts not yet written to the store.
+    dirty: Mutex<HashSet<ObjectKey>>,
+    _lock: DataDirLock,
+}
+
+impl Runtime {
+    /// Locks the data directory, opens the store, reconciles what an earlier run left, and
+    /// starts the background tasks.
+    pub async fn start(options: RuntimeOptions) -> anyhow::Result<Runtime> {
+        let lock = DataDirLock::acquire(&options.data_dir)?;
+        let sqlite = Arc::new(
+            SqliteStore::open(&options.data_dir.join("torpor.db"))
+                .context("cannot open the store")?,
+        );
+        let store: Arc<dyn Store> = sqlite.clone();
+        let driver: Arc<dyn SandboxDriver> = Arc::new(ProcessDriver::new(
+            options.data_dir.join("sandboxes"),
+            options.host_program.clone(),
+            options.config.runtime.stop_grace,
+        )?);
+        let last_seq = sqlite.last_event_seq()?;
+        let recent = store.recent_events(200).await?;
+        let events = EventBus::new(Arc::clone(&store), last_seq, recent);
+        let (deadlines, fired) = Deadlines::start();
+        let inner = Arc::new(Inner {
+            config: Arc::new(options.config),
+            data_dir: options.data_dir,
+            store,
+            sqlite,
+            driver,
+            handler: HandlerClient::new()?,
+            slots: Slots::default(),
+            events,
+            deadlines,
+            closing: AtomicBool::new(false),
+            calls_in_flight: watch::channel(0).0,
+            dirty: Mutex::new(HashSet::new()),
+            _lock: lock,
+        });
+        inner.reconcile().await?;
+        tokio::spawn(dispatch_deadlines(Arc::downgrade(&inner), fired));
+        tokio::spawn(flush_activity_periodically(Arc::downgrade(&inner)));
+        Ok(Runtime { inner })
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    pub fn data_dir(&self) -> &std::path::Path {
+        &self.inner.data_dir
+    }
+
+    /// Subscribes to events: the recent history, then a live stream.
+    pub fn subscribe(
+        &self,
+    ) -> (
+        Vec<crate::model::Event>,
+        tokio::sync::broadcast::Receiver<crate::model::Event>,
+    ) {
+        self.inner.events.subscribe()
+    }
+
+    /// Stops taking calls, lets calls in flight finish within the shutdown grace period,
+    /// hibernates every active object and closes the store.
+    pub async fn shutdown(&self) {
+        self.inner.shutdown().await;
+    }
+}
+
+impl Inner {
+    fn class(&self, name: &ClassName) -> Result<Arc<ClassConfig>, RuntimeError> {
+        self.config
+            .class(name)
+            .cloned()
+            .ok_or_else(|| RuntimeError::UnknownClass {
+                class: name.to_string(),
+                known: self
+                    .config
+                    .classes
+                    .keys()
+                    .map(ClassName::as_str)
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })
+    }
+
+    fn is_closing(&self) -> bool {
+        self.closing.load(Ordering::SeqCst)
+    }
+}
+
+/// Hibernates each object whose deadline passed, each in its own task so a slow save never
+/// delays another object's.
+async fn dispatch_deadlines(
+    inner: Weak<Inner>,
+    mut fired: tokio::sync::mpsc::UnboundedReceiver<ObjectKey>,
+) {
+    while let Some(key) = fired.recv().await {
+        let Some(inner) = inner.upgrade() else { return };
+        tokio::spawn(async move { inner.hibernate_when_due(key).await });
+    }
+}
+
+async fn flush_activity_periodically(inner: Weak<Inner>) {
+    let mut ticks = tokio::time::interval(ACTIVITY_FLUSH_INTERVAL);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        let Some(inner) = inner.upgrade() else { return };
+        inner.flush_activity().await;
+    }
+}

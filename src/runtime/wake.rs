@@ -1,0 +1,290 @@
+//! Waking an object: start its sandbox, wait for health, push its saved storage, and only
+//! then mark it active. Any failure stops the half-started sandbox, so an object never runs
+//! on empty storage that a later save would write over the real one.
+
+use std::sync::Arc;
+
+use tokio::time::Instant;
+
+use super::slot::{Activation, Slot, Turn};
+use super::{Inner, RuntimeError};
+use crate::config::{ClassConfig, Durability};
+use crate::model::{EventKind, SandboxRef, Status};
+use crate::sandbox::{Sandbox, SandboxName, SandboxSpec};
+use crate::store::{Update, WakeTicket};
+
+/// Log lines quoted in a wake failure, to show why a handler would not start.
+const LOG_LINES_IN_ERRORS: usize = 5;
+
+impl Inner {
+    /// Makes sure the object has a live sandbox, waking it if needed. A sandbox that died
+    /// since the last call is noticed here and replaced.
+    pub(super) async fn ensure_active(
+        self: &Arc<Self>,
+        slot: &Slot,
+        turn: &mut Turn,
+        class: &Arc<ClassConfig>,
+    ) -> Result<(), RuntimeError> {
+        if let Some(activation) = &turn.activation {
+            match activation.sandbox.exited() {
+                None => return Ok(()),
+                Some(_) => {
+                    let detail = activation.sandbox.exit_detail().await;
+                    self.sandbox_lost(slot, turn, &detail).await;
+                }
+            }
+        }
+        self.wake_in_turn(slot, turn, class).await
+    }
+
+    async fn wake_in_turn(
+        self: &Arc<Self>,
+        slot: &Slot,
+        turn: &mut Turn,
+        class: &Arc<ClassConfig>,
+    ) -> Result<(), RuntimeError> {
+        let started = Instant::now();
+        let key = &slot.key;
+        let ticket = self.store.begin_wake(key).await?;
+        self.reload_record(slot).await?;
+        if ticket.created {
+            self.emit(slot, EventKind::Created);
+        }
+        self.set_status(slot, Status::Waking);
+        self.emit(slot, EventKind::Waking);
+
+        let spec = SandboxSpec {
+            name: SandboxName::new(key, ticket.oid),
+            key: key.clone(),
+            generation: ticket.generation,
+            class: Arc::clone(class),
+        };
+        let sandbox = match self.driver.start(&spec).await {
+            Ok(sandbox) => sandbox,
+            Err(err) => {
+                return Err(self
+                    .wake_failed(slot, &ticket, None, err.to_string(), false)
+                    .await);
+            }
+        };
+        let health = tokio::time::timeout_at(
+            started + class.wake_timeout,
+            self.handler.wait_healthy(&sandbox),
+        );
+        match health.await {
+            Ok(Ok(())) => {}
+            Ok(Err(reason)) => {
+                return Err(self
+                    .wake_failed(slot, &ticket, Some(&sandbox), reason, false)
+                    .await);
+            }
+            Err(_) => {
+                let reason = format!(
+                    "the handler did not answer GET /__health within the wake timeout of {}",
+                    humantime::format_duration(class.wake_timeout)
+                );
+                return Err(self
+                    .wake_failed(slot, &ticket, Some(&sandbox), reason, true)
+                    .await);
+            }
+        }
+        if let Some(storage) = &ticket.storage
+            && let Err(reason) = self
+                .handler
+                .write_storage(sandbox.address, storage.clone(), class.storage_timeout)
+                .await
+        {
+            let reason = format!("cannot restore its saved storage: {reason}");
+            return Err(self
+                .wake_failed(slot, &ticket, Some(&sandbox), reason, false)
+                .await);
+        }
+
+        let sandbox_ref = SandboxRef {
+            name: sandbox.name.to_string(),
+            driver: self.driver.kind().to_owned(),
+            pid: sandbox.pid,
+            address: sandbox.address.to_string(),
+        };
+        let update = Update {
+            status: Some(Status::Active),
+            sandbox: Some(Some(sandbox_ref.clone())),
+            last_error: Some(None),
+            stamp_wake: true,
+            ..Update::default()
+        };
+        if let Err(err) = self
+            .store
+            .update(key, Some(ticket.generation), update)
+            .await
+        {
+            let reason = format!("cannot record the wake in the store: {err}");
+            return Err(self
+                .wake_failed(slot, &ticket, Some(&sandbox), reason, false)
+                .await);
+        }
+
+        let idle_timeout = {
+            let mut live = slot.live();
+            live.save_failures = 0;
+            let record = live
+                .record
+                .as_mut()
+                .ok_or_else(|| RuntimeError::NotFound(key.clone()))?;
+            record.status = Status::Active;
+            record.generation = ticket.generation;
+            record.sandbox = Some(sandbox_ref);
+            record.last_error = None;
+            record.last_wake_at = Some(crate::model::now_utc());
+            std::time::Duration::from_millis(record.idle_timeout_ms)
+        };
+        turn.activation = Some(Activation {
+            generation: ticket.generation,
+            sandbox: sandbox.clone(),
+            saved: ticket.storage,
+            idle_timeout,
+        });
+        self.start_idle_clock(slot, idle_timeout);
+        self.watch_exit(slot, ticket.generation, sandbox);
+        self.emit(
+            slot,
+            EventKind::Woke {
+                duration_ms: started.elapsed().as_secs_f64() * 1000.0,
+            },
+        );
+        Ok(())
+    }
+
+    /// Stops what a failed wake started and marks the object failed with the reason.
+    async fn wake_failed(
+        &self,
+        slot: &Slot,
+        ticket: &WakeTicket,
+        sandbox: Option<&Sandbox>,
+        reason: String,
+        timed_out: bool,
+    ) -> RuntimeError {
+        let mut reason = reason;
+        if let Some(sandbox) = sandbox {
+            if let Err(err) = self.driver.stop(sandbox).await {
+                tracing::warn!(object = %slot.key, error = %err, "cannot stop the sandbox of a failed wake");
+            }
+            if let Some(lines) = self.log_tail(&sandbox.name).await {
+                reason = format!("{reason}; last log lines: {lines}");
+            }
+        }
+        let update = Update {
+            status: Some(Status::Failed),
+            last_error: Some(Some(reason.clone())),
+            sandbox: Some(None),
+            ..Update::default()
+        };
+        if let Err(err) = self
+            .store
+            .update(&slot.key, Some(ticket.generation), update)
+            .await
+        {
+            tracing::warn!(object = %slot.key, error = %err, "cannot record a failed wake");
+        }
+        self.with_record(slot, |record| {
+            record.status = Status::Failed;
+            record.last_error = Some(reason.clone());
+            record.sandbox = None;
+        });
+        self.clear_deadline(slot);
+        self.emit(
+            slot,
+            EventKind::WakeFailed {
+                error: reason.clone(),
+            },
+        );
+        RuntimeError::WakeFailed {
+            key: slot.key.clone(),
+            reason,
+            timed_out,
+        }
+    }
+
+    /// Forgets a sandbox that exited on its own; the object falls back to its last checkpoint
+    /// and the next call wakes it again.
+    pub(super) async fn sandbox_lost(&self, slot: &Slot, turn: &mut Turn, detail: &str) {
+        let consequence = match self.config.runtime.durability {
+            Durability::PerCall => "its storage is as of the last checkpoint",
+            Durability::HibernateOnlyUnsafe => {
+                "writes since its last wake are lost (durability = \"hibernate-only-unsafe\")"
+            }
+        };
+        let reason = format!("its sandbox exited unexpectedly ({detail}); {consequence}");
+        self.retire(slot, turn, reason).await;
+        self.emit(
+            slot,
+            EventKind::SandboxExited {
+                detail: detail.to_owned(),
+            },
+        );
+    }
+
+    /// Stops the sandbox without saving and marks the object hibernated with `reason`.
+    pub(super) async fn retire(&self, slot: &Slot, turn: &mut Turn, reason: String) {
+        let Some(activation) = turn.activation.take() else {
+            return;
+        };
+        if let Err(err) = self.driver.stop(&activation.sandbox).await {
+            tracing::warn!(object = %slot.key, error = %err, "cannot stop a retired sandbox");
+        }
+        let update = Update {
+            status: Some(Status::Hibernated),
+            sandbox: Some(None),
+            last_error: Some(Some(reason.clone())),
+            ..Update::default()
+        };
+        if let Err(err) = self
+            .store
+            .update(&slot.key, Some(activation.generation), update)
+            .await
+        {
+            tracing::warn!(object = %slot.key, error = %err, "cannot record a retired sandbox");
+        }
+        self.with_record(slot, |record| {
+            record.status = Status::Hibernated;
+            record.sandbox = None;
+            record.last_error = Some(reason.clone());
+        });
+        self.clear_deadline(slot);
+    }
+
+    /// Notices a sandbox that exits while no call is running, so the object does not stay
+    /// listed as active with a dead sandbox.
+    fn watch_exit(self: &Arc<Self>, slot: &Slot, generation: u64, sandbox: Sandbox) {
+        let inner = Arc::downgrade(self);
+        let key = slot.key.clone();
+        tokio::spawn(async move {
+            let exit = sandbox.wait_exit().await;
+            let Some(inner) = inner.upgrade() else { return };
+            let Some(slot) = inner.slots.get(&key) else {
+                return;
+            };
+            let mut turn = slot.turn.lock().await;
+            // A hibernation or a newer wake has already dealt with this sandbox.
+            if turn
+                .activation
+                .as_ref()
+                .is_some_and(|a| a.generation == generation)
+            {
+                inner.sandbox_lost(&slot, &mut turn, &exit.detail).await;
+            }
+        });
+    }
+
+    async fn log_tail(&self, name: &SandboxName) -> Option<String> {
+        let text = self.driver.logs(name, 4096).await.ok()?;
+        let lines: Vec<&str> = text
+            .lines()
+            .filter(|line| !line.starts_with("--- "))
+            .collect();
+        if lines.is_empty() {
+            return None;
+        }
+        Some(lines[lines.len().saturating_sub(LOG_LINES_IN_ERRORS)..].join(" | "))
+    }
+}

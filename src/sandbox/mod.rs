@@ -1,0 +1,171 @@
+//! Sandboxes: where an object's handler runs, behind one driver trait.
+//!
+//! The runtime asks a [`SandboxDriver`] to start a sandbox for an object, learns the address its
+//! handler serves on and when it exits, and stops it at hibernation. The trait carries no
+//! process-specific types, so container and Kubernetes drivers can implement it too.
+
+pub mod process;
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use tokio::sync::watch;
+
+use crate::config::ClassConfig;
+use crate::model::ObjectKey;
+
+pub use process::ProcessDriver;
+
+/// A sandbox's name: `{class}.{oid}`, where `oid` is the object's row id in the store.
+///
+/// Class names never contain `.` and row ids are never reused, so two objects never share a
+/// name, whatever characters their ids hold (`a-b/c` and `a/b-c` get different names).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SandboxName(String);
+
+impl SandboxName {
+    pub fn new(key: &ObjectKey, oid: i64) -> Self {
+        Self(format!("{}.{oid}", key.class))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Accepts a name read back from disk only if it has the `{class}.{oid}` shape.
+    pub fn from_existing(name: &str) -> Option<Self> {
+        let (class, oid) = name.split_once('.')?;
+        crate::model::ClassName::parse(class).ok()?;
+        oid.parse::<u64>().ok()?;
+        Some(Self(name.to_owned()))
+    }
+}
+
+impl fmt::Display for SandboxName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// What a driver needs to start one object's sandbox.
+#[derive(Debug, Clone)]
+pub struct SandboxSpec {
+    pub name: SandboxName,
+    pub key: ObjectKey,
+    pub generation: u64,
+    pub class: Arc<ClassConfig>,
+}
+
+/// How a sandbox ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExitInfo {
+    /// e.g. `exit status 1` or `killed by signal 9 (SIGKILL)`.
+    pub detail: String,
+}
+
+/// A synchronous check that a sandbox has ended, for the moment between its end and the
+/// driver's notification of it.
+pub trait ExitProbe: Send + Sync + fmt::Debug {
+    /// Whether the sandbox has ended; must be cheap enough to run before every call.
+    fn has_exited(&self) -> bool;
+}
+
+/// A started sandbox. Cloning shares the exit notification.
+#[derive(Debug, Clone)]
+pub struct Sandbox {
+    pub name: SandboxName,
+    pub address: SocketAddr,
+    pub pid: Option<u32>,
+    exit: watch::Receiver<Option<ExitInfo>>,
+    probe: Option<Arc<dyn ExitProbe>>,
+}
+
+impl Sandbox {
+    pub fn new(
+        name: SandboxName,
+        address: SocketAddr,
+        pid: Option<u32>,
+        exit: watch::Receiver<Option<ExitInfo>>,
+        probe: Option<Arc<dyn ExitProbe>>,
+    ) -> Self {
+        Self {
+            name,
+            address,
+            pid,
+            exit,
+            probe,
+        }
+    }
+
+    /// How it ended, if it has. A sandbox that ended a moment ago but whose driver has not
+    /// reported it yet counts as ended, so no call is sent to it.
+    pub fn exited(&self) -> Option<ExitInfo> {
+        if let Some(info) = self.exit.borrow().clone() {
+            return Some(info);
+        }
+        match &self.probe {
+            Some(probe) if probe.has_exited() => Some(ExitInfo {
+                detail: "the process ended".into(),
+            }),
+            _ => None,
+        }
+    }
+
+    /// How it ended, waiting briefly for the driver's report when only the probe has seen it.
+    pub async fn exit_detail(&self) -> String {
+        let reported =
+            tokio::time::timeout(std::time::Duration::from_millis(100), self.wait_exit());
+        match reported.await {
+            Ok(info) => info.detail,
+            Err(_) => self.exited().map(|info| info.detail).unwrap_or_default(),
+        }
+    }
+
+    /// Waits until it ends.
+    pub async fn wait_exit(&self) -> ExitInfo {
+        let mut exit = self.exit.clone();
+        loop {
+            if let Some(info) = exit.borrow_and_update().clone() {
+                return info;
+            }
+            if exit.changed().await.is_err() {
+                return exit.borrow().clone().unwrap_or_else(|| ExitInfo {
+                    detail: "exit watcher stopped".into(),
+                });
+            }
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SandboxError {
+    #[error("cannot start sandbox {name}: {reason}")]
+    Start { name: SandboxName, reason: String },
+    #[error("sandbox {name}: {reason}")]
+    Io { name: String, reason: String },
+}
+
+#[async_trait]
+pub trait SandboxDriver: Send + Sync + 'static {
+    /// The driver's name, shown in records (`process`).
+    fn kind(&self) -> &'static str;
+
+    /// Creates the sandbox if it does not exist and starts it. Returns once the handler
+    /// process runs; readiness is the runtime's to check.
+    async fn start(&self, spec: &SandboxSpec) -> Result<Sandbox, SandboxError>;
+
+    /// Stops it: a polite signal, then a forced one after the grace period.
+    async fn stop(&self, sandbox: &Sandbox) -> Result<(), SandboxError>;
+
+    /// Removes everything the sandbox left: working directory and logs.
+    async fn destroy(&self, name: &SandboxName) -> Result<(), SandboxError>;
+
+    /// The end of the sandbox's log, at most `max_bytes`.
+    async fn logs(&self, name: &SandboxName, max_bytes: usize) -> Result<String, SandboxError>;
+
+    /// Stops sandboxes that an earlier runtime on this data directory left running; returns
+    /// their names.
+    async fn reap_orphans(&self) -> Result<Vec<String>, SandboxError>;
+}

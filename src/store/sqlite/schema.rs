@@ -1,0 +1,85 @@
+//! Schema migrations, applied in order at open and recorded in `schema_migrations`.
+//!
+//! A migration is never edited once released; changes go in a new one at the end.
+
+use rusqlite::{Connection, params};
+
+use crate::model::now_ms;
+
+const MIGRATIONS: &[(&str, &str)] = &[(
+    "objects, snapshots and events",
+    r#"
+    CREATE TABLE objects (
+        oid               INTEGER PRIMARY KEY AUTOINCREMENT,
+        class             TEXT NOT NULL,
+        id                TEXT NOT NULL,
+        status            TEXT NOT NULL,
+        generation        INTEGER NOT NULL DEFAULT 0,
+        storage_bytes     INTEGER NOT NULL DEFAULT 0,
+        idle_timeout_ms   INTEGER,
+        created_at        INTEGER NOT NULL,
+        updated_at        INTEGER NOT NULL,
+        last_call_at      INTEGER,
+        last_wake_at      INTEGER,
+        last_hibernate_at INTEGER,
+        last_error        TEXT,
+        calls             INTEGER NOT NULL DEFAULT 0,
+        errors            INTEGER NOT NULL DEFAULT 0,
+        sandbox           TEXT,
+        UNIQUE (class, id)
+    );
+    CREATE INDEX objects_by_status ON objects (status, class, id);
+
+    -- Storage lives apart from the record so that listings never read it.
+    CREATE TABLE snapshots (
+        oid        INTEGER PRIMARY KEY REFERENCES objects (oid) ON DELETE CASCADE,
+        generation INTEGER NOT NULL,
+        data       BLOB NOT NULL
+    );
+
+    CREATE TABLE events (
+        seq   INTEGER PRIMARY KEY,
+        at    INTEGER NOT NULL,
+        class TEXT NOT NULL,
+        id    TEXT NOT NULL,
+        body  TEXT NOT NULL
+    );
+    "#,
+)];
+
+/// Brings the schema up to date; returns how many migrations ran.
+pub fn migrate(conn: &mut Connection) -> rusqlite::Result<usize> {
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (
+             version    INTEGER PRIMARY KEY,
+             name       TEXT NOT NULL,
+             applied_at INTEGER NOT NULL
+         );",
+    )?;
+    let applied: i64 = conn.query_row(
+        "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
+        [],
+        |row| row.get(0),
+    )?;
+    let mut ran = 0;
+    for (index, (name, sql)) in MIGRATIONS.iter().enumerate() {
+        let version = index as i64 + 1;
+        if version <= applied {
+            continue;
+        }
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.execute(
+            "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?1, ?2, ?3)",
+            params![version, name, now_ms()],
+        )?;
+        tx.commit()?;
+        ran += 1;
+    }
+    Ok(ran)
+}
+
+/// The newest schema version this build knows.
+pub fn latest_version() -> i64 {
+    MIGRATIONS.len() as i64
+}

@@ -1,0 +1,150 @@
+use bytes::Bytes;
+
+use super::*;
+use crate::store::{StoreError, Update};
+
+fn key(class: &str, id: &str) -> ObjectKey {
+    ObjectKey::parse(class, id).unwrap()
+}
+
+fn open(dir: &tempfile::TempDir) -> SqliteStore {
+    SqliteStore::open(&dir.path().join("torpor.db")).unwrap()
+}
+
+#[tokio::test]
+async fn wake_creates_then_bumps_generation() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let first = store.begin_wake(&key("counter", "a")).await.unwrap();
+    assert!(first.created);
+    assert_eq!(first.generation, 1);
+    assert!(first.storage.is_none());
+    let second = store.begin_wake(&key("counter", "a")).await.unwrap();
+    assert!(!second.created);
+    assert_eq!(second.generation, 2);
+    assert_eq!(second.oid, first.oid);
+}
+
+#[tokio::test]
+async fn stale_generation_write_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let k = key("counter", "a");
+    let old = store.begin_wake(&k).await.unwrap().generation;
+    let update = |data: &'static str| Update {
+        storage: Some(Bytes::from(data)),
+        ..Update::default()
+    };
+    store
+        .update(&k, Some(old), update("{\"count\":1}"))
+        .await
+        .unwrap();
+    let new = store.begin_wake(&k).await.unwrap().generation;
+    let err = store
+        .update(&k, Some(old), update("{\"count\":99}"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::StaleGeneration { attempted, current, .. } if attempted == old && current == new)
+    );
+    let saved = store.get(&k, true).await.unwrap().unwrap();
+    assert_eq!(saved.storage.unwrap(), Bytes::from("{\"count\":1}"));
+}
+
+#[tokio::test]
+async fn separator_lookalikes_stay_apart() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let a = store.begin_wake(&key("a-b", "c")).await.unwrap();
+    let b = store.begin_wake(&key("a", "b-c")).await.unwrap();
+    assert_ne!(a.oid, b.oid);
+    store
+        .update(
+            &key("a-b", "c"),
+            Some(a.generation),
+            Update {
+                storage: Some(Bytes::from("1")),
+                ..Update::default()
+            },
+        )
+        .await
+        .unwrap();
+    let other = store.get(&key("a", "b-c"), true).await.unwrap().unwrap();
+    assert!(other.storage.is_none());
+}
+
+#[tokio::test]
+async fn listing_pages_in_key_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    for i in 0..25 {
+        store
+            .begin_wake(&key("kv", &format!("k{i:02}")))
+            .await
+            .unwrap();
+    }
+    store.begin_wake(&key("counter", "z")).await.unwrap();
+    let mut query = ListQuery {
+        class: Some("kv".into()),
+        limit: 10,
+        ..ListQuery::default()
+    };
+    let mut seen = Vec::new();
+    loop {
+        let page = store.list(&query).await.unwrap();
+        seen.extend(page.objects.iter().map(|o| o.key.id.to_string()));
+        match page.next {
+            Some(next) => query.after = Some(next),
+            None => break,
+        }
+    }
+    let expected: Vec<String> = (0..25).map(|i| format!("k{i:02}")).collect();
+    assert_eq!(seen, expected);
+}
+
+#[tokio::test]
+async fn delete_removes_row_and_storage() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let k = key("kv", "gone");
+    let ticket = store.begin_wake(&k).await.unwrap();
+    store
+        .update(
+            &k,
+            Some(ticket.generation),
+            Update {
+                storage: Some(Bytes::from("{}")),
+                ..Update::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert!(store.delete(&k).await.unwrap());
+    assert!(store.get(&k, true).await.unwrap().is_none());
+    assert!(!store.delete(&k).await.unwrap());
+    let again = store.begin_wake(&k).await.unwrap();
+    assert!(again.storage.is_none());
+    assert_ne!(again.oid, ticket.oid, "row ids are never reused");
+}
+
+#[tokio::test]
+async fn data_survives_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let k = key("counter", "a");
+    {
+        let store = open(&dir);
+        let t = store.begin_wake(&k).await.unwrap();
+        let update = Update {
+            status: Some(Status::Hibernated),
+            storage: Some(Bytes::from("{\"count\":5}")),
+            ..Update::default()
+        };
+        store.update(&k, Some(t.generation), update).await.unwrap();
+        store.close();
+    }
+    let store = open(&dir);
+    let saved = store.get(&k, true).await.unwrap().unwrap();
+    assert_eq!(saved.status, Status::Hibernated);
+    assert_eq!(saved.storage_bytes, 11);
+    assert_eq!(saved.storage.unwrap(), Bytes::from("{\"count\":5}"));
+}
