@@ -117,7 +117,7 @@ async fn bad_names_get_4xx_naming_the_value() {
     );
 }
 
-/// Sends a bodiless POST exactly as written and returns the whole answer.
+/// Sends a bodiless POST exactly as written and returns the raw response.
 fn raw_post(port: u16, path: &str) -> String {
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();

@@ -25,11 +25,11 @@ pub const DEFAULT_SERVER: &str = "http://127.0.0.1:7070";
 #[command(name = "torpor", version, about, long_about)]
 pub struct Args {
     /// Configuration file (TOML); the built-in assets/torpor.toml when absent.
-    #[arg(long, global = true, env = "TORPOR_CONFIG", value_name = "FILE")]
+    #[arg(long, env = "TORPOR_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
 
     /// Folder for the store, sandbox folders and logs [default: the user's data folder + /torpor].
-    #[arg(long, global = true, env = "TORPOR_DATA_DIR", value_name = "DIR")]
+    #[arg(long, env = "TORPOR_DATA_DIR", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
 
     /// Run headless and serve the HTTP API.
@@ -55,10 +55,13 @@ pub struct Args {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Call a method on an object and print the handler's answer.
+    /// Call a method on an object and print the handler's response.
     Call {
+        /// Class name, e.g. counter.
         class: String,
+        /// Object id, e.g. alice.
         id: String,
+        /// Method name, e.g. increment.
         method: String,
         /// JSON body; empty when absent.
         body: Option<String>,

@@ -33,7 +33,7 @@ pub enum Action {
     LoadDetail(ObjectKey),
 }
 
-/// How an action ended.
+/// The outcome of an action.
 #[derive(Debug)]
 pub enum ActionResult {
     Called(Result<CallResult, String>),
@@ -45,7 +45,7 @@ pub enum ActionResult {
 }
 
 pub struct App {
-    /// Where the runtime is, for the header.
+    /// The runtime's location, shown in the header.
     pub source_label: String,
     /// Every object, sorted by class then id.
     pub objects: Vec<ObjectRecord>,

@@ -2,7 +2,7 @@
 //!
 //! One loop owns the [`App`] view model and redraws only after something changed: a key, a
 //! feed update, a finished action, or a countdown reaching its next second. Actions run in
-//! background tasks and report back through a channel, so the screen never blocks on the
+//! background tasks and report back through a channel, so drawing never waits for the
 //! runtime. The terminal is restored on quit, on panic (ratatui's hook) and on SIGTERM.
 
 pub mod app;
@@ -122,7 +122,7 @@ impl DetailLoader {
         Some(Action::LoadDetail(key))
     }
 
-    /// The request that waited for the one just finished; it goes through `request` again.
+    /// Returns the request that waited for the one just finished, to pass to `request`.
     fn next(&mut self) -> Option<Action> {
         self.waiting.take().map(Action::LoadDetail)
     }

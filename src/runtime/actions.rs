@@ -1,4 +1,4 @@
-//! What an operator or client can do to an object besides calling it: wake it, hibernate it
+//! Operator and client actions on an object besides calls: wake it, hibernate it
 //! (optionally aborting the call in flight), delete it, and change its idle timeout.
 
 use std::time::Duration;
@@ -58,6 +58,7 @@ impl Runtime {
         if let Some(abort) = slot.live().abort.clone() {
             abort.cancel();
         }
+
         let mut turn = slot.turn.lock().await;
         if let Some(activation) = turn.activation.take()
             && let Err(err) = inner.driver.stop(&activation.sandbox).await
@@ -65,11 +66,13 @@ impl Runtime {
             tracing::warn!(object = %key, error = %err, "cannot stop the sandbox of a deleted object");
         }
         inner.clear_deadline(&slot);
+
         let stored = inner.store.get(key, false).await?;
         let Some(stored) = stored else {
             slot.live().loaded = false;
             return Err(RuntimeError::NotFound(key.clone()));
         };
+
         inner.store.delete(key).await?;
         if let Err(err) = inner
             .driver
@@ -78,6 +81,7 @@ impl Runtime {
         {
             tracing::warn!(object = %key, error = %err, "cannot remove the sandbox folder of a deleted object");
         }
+
         {
             let mut live = slot.live();
             live.record = None;
@@ -89,6 +93,7 @@ impl Runtime {
         if let Ok(mut dirty) = inner.dirty.lock() {
             dirty.remove(key);
         }
+
         inner.emit(&slot, EventKind::Deleted);
         drop(turn);
         drop(slot);
@@ -115,12 +120,14 @@ impl Runtime {
                 humantime::format_duration(MAX_IDLE_TIMEOUT)
             )));
         }
+
         let slot = inner.slot_for(key)?;
         let mut turn = slot.turn.lock().await;
         let ms = timeout.map(|t| t.as_millis() as u64);
         if !inner.store.set_idle_timeout(key, ms).await? {
             return Err(RuntimeError::NotFound(key.clone()));
         }
+
         let effective = timeout.unwrap_or(class.idle_timeout);
         inner.reload_record(&slot).await?;
         if let Some(activation) = turn.activation.as_mut() {
@@ -130,6 +137,7 @@ impl Runtime {
                 inner.set_deadline(&slot, since + effective);
             }
         }
+
         inner.emit(
             &slot,
             EventKind::IdleTimeoutChanged {
@@ -142,7 +150,7 @@ impl Runtime {
 }
 
 impl Runtime {
-    /// The end of the object's sandbox log, at most `max_bytes`.
+    /// Returns the end of the object's sandbox log, at most `max_bytes`.
     pub async fn logs(&self, key: &ObjectKey, max_bytes: usize) -> Result<String, RuntimeError> {
         let inner = &self.inner;
         let stored = inner

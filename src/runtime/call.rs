@@ -29,7 +29,7 @@ pub struct CallRequest {
     pub content_type: Option<String>,
 }
 
-/// The handler's answer, passed back as it is.
+/// The handler's response, passed back as it is.
 #[derive(Debug, Clone)]
 pub struct CallReply {
     pub status: u16,
@@ -37,7 +37,7 @@ pub struct CallReply {
     pub body: Bytes,
     /// The generation of the activation that served the call.
     pub generation: u64,
-    /// Time from arrival to answer, including any wait and wake.
+    /// Time from arrival to response, including any wait and wake.
     pub duration: Duration,
 }
 
@@ -104,6 +104,10 @@ impl Inner {
         let in_flight = self.enter_call(&slot)?;
         let started = Instant::now();
         let mut turn = slot.turn.lock().await;
+        // Shutdown hibernates objects in turn; a call queued behind that must not wake one again.
+        if self.is_closing() && turn.activation.is_none() {
+            return Err(RuntimeError::ShuttingDown);
+        }
         self.ensure_loaded(&slot).await?;
         let outcome = self.call_in_turn(&slot, &mut turn, &class, &request).await;
         let duration = started.elapsed();
@@ -204,8 +208,8 @@ impl Inner {
         }
     }
 
-    /// The output gate: in the per-call durability mode, saves storage that changed before
-    /// the response is released. Storage over the limit is discarded with the sandbox.
+    /// Saves storage that changed before the response is released (the output gate), in the
+    /// per-call durability mode. Storage over the limit is discarded with the sandbox.
     async fn checkpoint_after(
         &self,
         slot: &Slot,

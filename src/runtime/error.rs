@@ -82,7 +82,7 @@ pub enum RuntimeError {
 }
 
 impl RuntimeError {
-    /// A stable, machine-readable name for the error.
+    /// Returns a stable, machine-readable name for the error.
     pub fn code(&self) -> &'static str {
         match self {
             RuntimeError::InvalidName(_) => "invalid_name",
@@ -109,7 +109,7 @@ impl RuntimeError {
         }
     }
 
-    /// The HTTP status the API answers with.
+    /// Returns the HTTP status the API responds with.
     pub fn http_status(&self) -> u16 {
         match self {
             RuntimeError::InvalidName(_) | RuntimeError::InvalidValue(_) => 400,

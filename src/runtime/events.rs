@@ -13,7 +13,7 @@ use crate::store::Store;
 
 /// Events kept in memory for subscribers that join late.
 const HISTORY: usize = 500;
-/// Events a slow subscriber may fall behind before it is told it lagged.
+/// Events a slow subscriber may fall behind before it receives a lag notice.
 const CHANNEL_CAPACITY: usize = 4096;
 
 pub struct EventBus {

@@ -13,7 +13,7 @@ use crate::sandbox::Sandbox;
 const FIRST_PROBE_PAUSE: Duration = Duration::from_millis(1);
 const MAX_PROBE_PAUSE: Duration = Duration::from_millis(50);
 
-/// A handler's answer to a method call, passed to the caller as it is.
+/// A handler's response to a method call, passed to the caller as it is.
 #[derive(Debug, Clone)]
 pub struct HandlerReply {
     pub status: u16,
@@ -21,7 +21,7 @@ pub struct HandlerReply {
     pub body: Bytes,
 }
 
-/// Why a method call got no answer.
+/// The reason a method call got no response.
 #[derive(Debug)]
 pub enum CallFailure {
     /// The connection was refused: the request never reached the handler, so retrying it
@@ -49,7 +49,7 @@ impl HandlerClient {
         Ok(Self { http })
     }
 
-    /// Waits until `GET /__health` answers 200. A handler on an inherited socket queues the
+    /// Waits until `GET /__health` returns 200. A handler on an inherited socket queues the
     /// probe until it accepts, so no pause is needed; one that binds its own port is probed
     /// again after a short, growing pause while the port refuses connections.
     pub async fn wait_healthy(&self, sandbox: &Sandbox) -> Result<(), String> {
@@ -201,7 +201,7 @@ impl HandlerClient {
     }
 }
 
-/// Why a storage snapshot could not be read.
+/// The reason a storage snapshot could not be read.
 #[derive(Debug)]
 pub enum StorageFailure {
     TooLarge,

@@ -43,7 +43,7 @@ use self::slot::Slots;
 /// How often call counts kept in memory are written to the store.
 const ACTIVITY_FLUSH_INTERVAL: Duration = Duration::from_secs(1);
 
-/// What a runtime is started with.
+/// Settings a runtime starts with.
 #[derive(Debug, Clone)]
 pub struct RuntimeOptions {
     pub config: Config,
@@ -85,16 +85,19 @@ impl Runtime {
             SqliteStore::open(&options.data_dir.join("torpor.db"))
                 .context("cannot open the store")?,
         );
+
         let store: Arc<dyn Store> = sqlite.clone();
         let driver: Arc<dyn SandboxDriver> = Arc::new(ProcessDriver::new(
             options.data_dir.join("sandboxes"),
             options.host_program.clone(),
             options.config.runtime.stop_grace,
         )?);
+
         let last_seq = sqlite.last_event_seq()?;
         let recent = store.recent_events(200).await?;
         let events = EventBus::new(Arc::clone(&store), last_seq, recent);
         let (deadlines, fired) = Deadlines::start();
+
         let inner = Arc::new(Inner {
             config: Arc::new(options.config),
             data_dir: options.data_dir,
@@ -110,6 +113,7 @@ impl Runtime {
             dirty: Mutex::new(HashSet::new()),
             _lock: lock,
         });
+
         inner.reconcile().await?;
         tokio::spawn(dispatch_deadlines(Arc::downgrade(&inner), fired));
         tokio::spawn(flush_activity_periodically(Arc::downgrade(&inner)));

@@ -71,7 +71,7 @@ impl Inner {
                 {
                     tracing::error!(object = %slot.key, error = %err, "hibernation at shutdown failed");
                     // The save failed, so the sandbox must not outlive us with unsaved state
-                    // under a record that says it runs; the next start recovers the checkpoint.
+                    // under a record that lists it as running; the next start recovers the checkpoint.
                     if let Some(activation) = turn.activation.take() {
                         let _ = inner.driver.stop(&activation.sandbox).await;
                     }

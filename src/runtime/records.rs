@@ -1,5 +1,5 @@
 //! Object records as callers see them: read from the store, overlaid with what only the
-//! runtime's memory knows (calls in flight, the hibernation deadline), and the helpers that keep
+//! runtime's memory has (calls in flight, the hibernation deadline), and the helpers that keep
 //! that memory current as the lifecycle moves.
 
 use std::sync::Arc;
@@ -28,12 +28,12 @@ fn timestamp(ms: i64) -> DateTime<Utc> {
 }
 
 impl Runtime {
-    /// One object's record with its last saved storage.
+    /// Returns one object's record with its last saved storage.
     pub async fn get(&self, key: &ObjectKey) -> Result<ObjectRecord, RuntimeError> {
         self.inner.get(key).await
     }
 
-    /// A page of objects in (class, id) order, without storage.
+    /// Lists a page of objects in (class, id) order, without storage.
     pub async fn list(&self, query: &ListQuery) -> Result<Listing, RuntimeError> {
         let inner = &self.inner;
         let limit = query.limit.clamp(1, inner.config.limits.max_page_size);
@@ -53,7 +53,7 @@ impl Runtime {
         Ok(Listing { objects, next })
     }
 
-    /// How many objects are in each status.
+    /// Counts the objects in each status.
     pub async fn count_by_status(
         &self,
     ) -> Result<std::collections::BTreeMap<Status, u64>, RuntimeError> {
@@ -81,7 +81,7 @@ impl Inner {
         Ok(record)
     }
 
-    /// The freshest record: memory's if the runtime has it, else the store's.
+    /// Returns the freshest record: memory's if the runtime has it, else the store's.
     fn current(&self, stored: StoredObject) -> ObjectRecord {
         if let Some(slot) = self.slots.get(&stored.key)
             && let Some(record) = slot.live().view()
@@ -185,7 +185,7 @@ impl Inner {
         self.deadlines.clear(slot.key.clone());
     }
 
-    /// A slot for `key`, checking the class exists first.
+    /// Returns the slot for `key` after checking that its class exists.
     pub(super) fn slot_for(&self, key: &ObjectKey) -> Result<Arc<Slot>, RuntimeError> {
         self.class(&key.class)?;
         Ok(self.slots.get_or_create(key))

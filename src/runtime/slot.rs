@@ -1,9 +1,9 @@
 //! One slot per object the runtime has touched: the turn that serialises its work and the
 //! live state that listings read without waiting for that turn.
 //!
-//! Whoever holds `turn` may wake, call, hibernate or delete the object; tokio's mutex queues
-//! waiters in arrival order, which gives turn-based calls and a single wake however many
-//! callers arrive at once. `live` is a plain mutex held only for short reads and writes.
+//! Only the task holding `turn` may wake, call, hibernate or delete the object. Tokio's mutex
+//! queues waiters in arrival order, which gives turn-based calls and a single wake however
+//! many callers arrive at once. `live` is a plain mutex held only for short reads and writes.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -18,7 +18,7 @@ use crate::model::{ObjectKey, ObjectRecord};
 use crate::sandbox::Sandbox;
 use crate::store::Activity;
 
-/// A running sandbox and what the runtime knows about it.
+/// A running sandbox and the runtime's facts about it.
 pub struct Activation {
     pub generation: u64,
     pub sandbox: Sandbox,
@@ -55,7 +55,7 @@ pub struct Live {
 }
 
 impl Live {
-    /// The record as the API shows it, with the in-memory fields filled in. Transitions and
+    /// Returns the record as the API shows it, with the in-memory fields filled in. Transitions and
     /// calls keep `record` current, so it is newer than the store's row.
     pub fn view(&self) -> Option<ObjectRecord> {
         let mut record = self.record.clone()?;
@@ -64,7 +64,7 @@ impl Live {
         Some(record)
     }
 
-    /// Whether the deadline has passed with no call waiting.
+    /// Returns whether the deadline has passed with no call waiting.
     pub fn due(&self, now: Instant) -> bool {
         self.in_flight == 0 && self.deadline.is_some_and(|(at, _)| at <= now)
     }
@@ -85,7 +85,7 @@ impl Slot {
         }
     }
 
-    /// The live state; a panic elsewhere while it was held leaves it usable.
+    /// Locks the live state. A panic elsewhere while it was held leaves it usable.
     pub fn live(&self) -> MutexGuard<'_, Live> {
         self.live
             .lock()
@@ -122,9 +122,9 @@ impl Slots {
         self.map().values().cloned().collect()
     }
 
-    /// Drops a slot nobody uses: no sandbox, no call, nothing unflushed, no other holder.
-    /// Checked under the map's lock, which every new holder must take, so no one can pick the
-    /// slot up while it goes.
+    /// Drops a slot that is unused: no sandbox, no call, nothing unflushed, no other holder.
+    /// The check runs under the map's lock, which every new holder must take, so no task can
+    /// pick the slot up while it goes.
     pub fn evict_if_idle(&self, key: &ObjectKey) {
         let mut map = self.map();
         let Some(slot) = map.get(key) else { return };

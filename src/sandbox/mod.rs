@@ -1,6 +1,6 @@
 //! Sandboxes: where an object's handler runs, behind one driver trait.
 //!
-//! The runtime asks a [`SandboxDriver`] to start a sandbox for an object, learns the address its
+//! The runtime calls a [`SandboxDriver`] to start a sandbox for an object, learns the address its
 //! handler serves on and when it exits, and stops it at hibernation. The trait carries no
 //! process-specific types, so container and Kubernetes drivers can implement it too.
 
@@ -49,7 +49,7 @@ impl fmt::Display for SandboxName {
     }
 }
 
-/// What a driver needs to start one object's sandbox.
+/// The inputs a driver needs to start one object's sandbox.
 #[derive(Debug, Clone)]
 pub struct SandboxSpec {
     pub name: SandboxName,
@@ -58,7 +58,7 @@ pub struct SandboxSpec {
     pub class: Arc<ClassConfig>,
 }
 
-/// How a sandbox ended.
+/// A sandbox's exit, as its driver reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExitInfo {
     /// e.g. `exit status 1` or `killed by signal 9 (SIGKILL)`.
@@ -99,7 +99,7 @@ impl Sandbox {
         }
     }
 
-    /// How it ended, if it has. A sandbox that ended a moment ago but whose driver has not
+    /// Returns how it ended, or `None` while it runs. A sandbox that ended a moment ago but whose driver has not
     /// reported it yet counts as ended, so no call is sent to it.
     pub fn exited(&self) -> Option<ExitInfo> {
         if let Some(info) = self.exit.borrow().clone() {
@@ -113,7 +113,8 @@ impl Sandbox {
         }
     }
 
-    /// How it ended, waiting briefly for the driver's report when only the probe has seen it.
+    /// Returns how it ended, waiting up to 100 ms for the driver's report when only the probe
+    /// has seen the exit.
     pub async fn exit_detail(&self) -> String {
         let reported =
             tokio::time::timeout(std::time::Duration::from_millis(100), self.wait_exit());
@@ -149,7 +150,7 @@ pub enum SandboxError {
 
 #[async_trait]
 pub trait SandboxDriver: Send + Sync + 'static {
-    /// The driver's name, shown in records (`process`).
+    /// Returns the driver's name as records show it (`process`).
     fn kind(&self) -> &'static str;
 
     /// Creates the sandbox if it does not exist and starts it. Returns once the handler
@@ -162,7 +163,7 @@ pub trait SandboxDriver: Send + Sync + 'static {
     /// Removes everything the sandbox left: working directory and logs.
     async fn destroy(&self, name: &SandboxName) -> Result<(), SandboxError>;
 
-    /// The end of the sandbox's log, at most `max_bytes`.
+    /// Returns the end of the sandbox's log, at most `max_bytes`.
     async fn logs(&self, name: &SandboxName, max_bytes: usize) -> Result<String, SandboxError>;
 
     /// Stops sandboxes that an earlier runtime on this data directory left running; returns

@@ -1,7 +1,7 @@
 //! One runtime per data directory, enforced by an advisory lock on `torpor.lock`.
 //!
 //! The lock is released by the kernel when the process exits, however it exits, so a crash
-//! never leaves a stale lock behind. The file holds the owner's process id for the message.
+//! never leaves a stale lock behind. The file contains the owner's process id, for the error message.
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{Read, Seek, SeekFrom, Write};

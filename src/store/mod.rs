@@ -69,7 +69,7 @@ pub struct StoredObject {
     pub sandbox: Option<SandboxRef>,
 }
 
-/// What a wake needs from the store: the new generation and the storage to push.
+/// The data a wake needs from the store: the new generation and the storage to push.
 #[derive(Debug, Clone)]
 pub struct WakeTicket {
     pub oid: i64,
@@ -101,7 +101,7 @@ pub struct Activity {
     pub last_call_at: Option<i64>,
 }
 
-/// Which objects one listing page holds.
+/// The filter and position of one listing page.
 #[derive(Debug, Clone, Default)]
 pub struct ListQuery {
     pub class: Option<String>,
@@ -152,7 +152,7 @@ pub trait Store: Send + Sync + 'static {
     /// Appends lifecycle events to the journal.
     async fn append_events(&self, events: Vec<Event>) -> StoreResult<()>;
 
-    /// The newest `limit` journal events, oldest first.
+    /// Returns the newest `limit` journal events, oldest first.
     async fn recent_events(&self, limit: usize) -> StoreResult<Vec<Event>>;
 
     async fn list(&self, query: &ListQuery) -> StoreResult<Page>;

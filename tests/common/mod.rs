@@ -24,7 +24,7 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-/// A configuration with short timeouts for tests, plus `extra` TOML appended.
+/// Returns a configuration with short timeouts for tests, with `extra` TOML appended.
 pub fn test_config(extra: &str) -> String {
     format!(
         r#"
@@ -194,7 +194,7 @@ impl Drop for Server {
     }
 }
 
-/// Whether a process with this pid exists.
+/// Returns whether a process with this pid exists and is not a zombie.
 pub fn alive(pid: u32) -> bool {
     // SAFETY: signal 0 only checks for existence.
     let exists = unsafe { libc::kill(pid as i32, 0) } == 0;
@@ -211,7 +211,7 @@ pub fn alive(pid: u32) -> bool {
         .starts_with('Z')
 }
 
-/// Polls `check` every 10 ms until it holds or `timeout` passes.
+/// Polls `check` every 10 ms until it returns true or `timeout` passes.
 pub async fn eventually(timeout: Duration, mut check: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + timeout;
     while Instant::now() < deadline {

@@ -3,7 +3,7 @@
 //! a pid file.
 //!
 //! Children get `PR_SET_PDEATHSIG = SIGKILL`, so they die with the runtime even when it is
-//! killed; the pid files let the next runtime stop whatever they started in turn.
+//! killed. The pid files let the next runtime stop any processes those children started.
 
 mod orphans;
 mod spawn;
@@ -133,7 +133,7 @@ impl SandboxDriver for ProcessDriver {
     }
 }
 
-/// The last `max_bytes` of a file, starting at a line boundary; empty if it does not exist.
+/// Returns the last `max_bytes` of a file from a line boundary, or nothing if it does not exist.
 fn tail(path: &Path, max_bytes: usize) -> std::io::Result<String> {
     let mut file = match std::fs::File::open(path) {
         Ok(file) => file,

@@ -1,6 +1,6 @@
 //! Finding and stopping sandboxes an earlier runtime left behind, from their pid files.
 //!
-//! A pid file holds the pid and its start time (field 22 of `/proc/PID/stat`). A live process
+//! A pid file contains the pid and its start time (field 22 of `/proc/PID/stat`). A live process
 //! with that pid and start time is the sandbox and its whole process group is killed. If the
 //! leader is gone, its group may still have members; the kernel never reuses a pid that is
 //! still some group's id, so killing that group cannot hit another program's processes.
@@ -40,7 +40,7 @@ pub fn reap(root: &Path) -> Vec<String> {
     reaped
 }
 
-/// A process's start time in clock ticks since boot, from `/proc/PID/stat`.
+/// Returns a process's start time in clock ticks since boot, from `/proc/PID/stat`.
 pub fn start_time(pid: u32) -> Option<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name (field 2) is in parentheses and may contain spaces.

@@ -84,8 +84,8 @@ pub fn start(folder: &Path, host_program: &Path, spec: &SandboxSpec) -> Result<S
     } else {
         None
     };
-    // A handler that binds TORPOR_LISTEN itself needs the port free; another process could
-    // take it in the moment between here and its bind, which fails that wake.
+    // A handler that binds TORPOR_LISTEN itself needs the port free. Another process could
+    // take the port between here and the handler's bind, and that wake then fails.
     let listener = if inherited.is_some() {
         Some(listener)
     } else {
@@ -169,7 +169,7 @@ fn child_setup(parent: i32, inherited: Option<i32>) -> std::io::Result<()> {
         if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) < 0 {
             return Err(std::io::Error::last_os_error());
         }
-        // The runtime may have died between fork and prctl; then nobody would kill us.
+        // If the runtime died between fork and prctl, no signal will ever come, so exit now.
         if libc::getppid() != parent {
             libc::_exit(1);
         }

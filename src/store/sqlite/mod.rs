@@ -68,7 +68,7 @@ impl SqliteStore {
         &self.path
     }
 
-    /// The highest event sequence number in the journal, so a new runtime continues after it.
+    /// Returns the highest event sequence number in the journal, so numbering continues after it.
     pub fn last_event_seq(&self) -> StoreResult<u64> {
         let conn = self.reader.lock().map_err(|_| StoreError::Closed)?;
         rows::last_event_seq(&conn)

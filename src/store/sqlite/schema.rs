@@ -79,7 +79,7 @@ pub fn migrate(conn: &mut Connection) -> rusqlite::Result<usize> {
     Ok(ran)
 }
 
-/// The newest schema version this build knows.
+/// Returns the newest schema version this build supports.
 pub fn latest_version() -> i64 {
     MIGRATIONS.len() as i64
 }

@@ -1,7 +1,7 @@
-//! The single writer thread. Writes from every task queue here; the thread takes all that
-//! are waiting and commits them in one transaction, so many objects' checkpoints share one
-//! fsync (group commit). Each write runs inside its own savepoint, so one failed write does not
-//! undo its neighbours.
+//! The single writer thread. Every task's writes queue here, and the thread commits all that
+//! are waiting in one transaction, so many objects' checkpoints share one fsync (group
+//! commit). Each write runs inside its own savepoint, so one failed write does not undo the
+//! others.
 
 use std::sync::mpsc;
 
@@ -122,7 +122,7 @@ fn commit_batch(conn: &mut Connection, batch: Vec<Write>) {
     }
 }
 
-/// A write that never ran, answered with a placeholder the caller replaces by an error.
+/// Builds the result of a write that never ran, with a placeholder that `Done::fail` replaces.
 fn apply_none(job: Write) -> Done {
     match job {
         Write::BeginWake { reply, .. } => Done::Wake(reply, Err(StoreError::Closed)),
