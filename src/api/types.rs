@@ -14,7 +14,10 @@ pub struct ClassInfo {
     pub idle_timeout_ms: u64,
     pub wake_timeout_ms: u64,
     pub call_timeout_ms: u64,
-    pub storage_timeout_ms: u64,
+    pub storage_read_timeout_ms: u64,
+    pub storage_write_timeout_ms: u64,
+    pub hibernate_retry_ms: u64,
+    pub hibernate_retry_max_ms: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub memory_mb: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -32,7 +35,10 @@ impl From<&ClassConfig> for ClassInfo {
             idle_timeout_ms: class.idle_timeout.as_millis() as u64,
             wake_timeout_ms: class.wake_timeout.as_millis() as u64,
             call_timeout_ms: class.call_timeout.as_millis() as u64,
-            storage_timeout_ms: class.storage_timeout.as_millis() as u64,
+            storage_read_timeout_ms: class.storage_read_timeout.as_millis() as u64,
+            storage_write_timeout_ms: class.storage_write_timeout.as_millis() as u64,
+            hibernate_retry_ms: class.hibernate_retry.as_millis() as u64,
+            hibernate_retry_max_ms: class.hibernate_retry_max.as_millis() as u64,
             memory_mb: class.memory_mb,
             vcpus: class.vcpus,
         }

@@ -50,7 +50,13 @@ pub struct ClassSettings {
     #[serde(default, with = "humantime_serde")]
     pub call_timeout: Option<Duration>,
     #[serde(default, with = "humantime_serde")]
-    pub storage_timeout: Option<Duration>,
+    pub storage_read_timeout: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    pub storage_write_timeout: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    pub hibernate_retry: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    pub hibernate_retry_max: Option<Duration>,
     pub memory_mb: Option<u64>,
     pub vcpus: Option<f64>,
 }
@@ -72,7 +78,13 @@ pub struct ClassSection {
     #[serde(default, with = "humantime_serde")]
     pub call_timeout: Option<Duration>,
     #[serde(default, with = "humantime_serde")]
-    pub storage_timeout: Option<Duration>,
+    pub storage_read_timeout: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    pub storage_write_timeout: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    pub hibernate_retry: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    pub hibernate_retry_max: Option<Duration>,
     pub memory_mb: Option<u64>,
     pub vcpus: Option<f64>,
 }
@@ -84,7 +96,12 @@ impl ClassSection {
             idle_timeout: self.idle_timeout.or(defaults.idle_timeout),
             wake_timeout: self.wake_timeout.or(defaults.wake_timeout),
             call_timeout: self.call_timeout.or(defaults.call_timeout),
-            storage_timeout: self.storage_timeout.or(defaults.storage_timeout),
+            storage_read_timeout: self.storage_read_timeout.or(defaults.storage_read_timeout),
+            storage_write_timeout: self
+                .storage_write_timeout
+                .or(defaults.storage_write_timeout),
+            hibernate_retry: self.hibernate_retry.or(defaults.hibernate_retry),
+            hibernate_retry_max: self.hibernate_retry_max.or(defaults.hibernate_retry_max),
             memory_mb: self.memory_mb.or(defaults.memory_mb),
             vcpus: self.vcpus.or(defaults.vcpus),
         }

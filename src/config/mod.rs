@@ -87,8 +87,18 @@ pub struct ClassConfig {
     pub wake_timeout: Duration,
     #[serde(with = "humantime_serde")]
     pub call_timeout: Duration,
+    /// Time `GET /__storage` may take (checkpoints and hibernation).
     #[serde(with = "humantime_serde")]
-    pub storage_timeout: Duration,
+    pub storage_read_timeout: Duration,
+    /// Time `POST /__storage` may take (wake).
+    #[serde(with = "humantime_serde")]
+    pub storage_write_timeout: Duration,
+    /// Pause before the first retry of a failed hibernation; it doubles with each failure.
+    #[serde(with = "humantime_serde")]
+    pub hibernate_retry: Duration,
+    /// Longest pause between hibernation retries.
+    #[serde(with = "humantime_serde")]
+    pub hibernate_retry_max: Duration,
     /// Memory the handler is expected to need, in MiB.
     pub memory_mb: Option<u64>,
     /// CPUs the handler is expected to need.

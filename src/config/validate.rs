@@ -17,6 +17,8 @@ const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 const DEFAULT_WAKE_TIMEOUT: Duration = Duration::from_secs(10);
 const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(30);
 const DEFAULT_STORAGE_TIMEOUT: Duration = Duration::from_secs(5);
+const DEFAULT_HIBERNATE_RETRY: Duration = Duration::from_secs(1);
+const DEFAULT_HIBERNATE_RETRY_MAX: Duration = Duration::from_secs(60);
 const DEFAULT_STOP_GRACE: Duration = Duration::from_secs(3);
 const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
@@ -128,6 +130,20 @@ fn class_config(
         env_name(key)?;
     }
     let settings = section.settings_over(defaults);
+    let hibernate_retry = duration_in(
+        "hibernate_retry",
+        settings.hibernate_retry,
+        DEFAULT_HIBERNATE_RETRY,
+        Duration::from_millis(10),
+        Duration::from_secs(3600),
+    )?;
+    let hibernate_retry_max = duration_in(
+        "hibernate_retry_max",
+        settings.hibernate_retry_max,
+        DEFAULT_HIBERNATE_RETRY_MAX.max(hibernate_retry),
+        hibernate_retry,
+        Duration::from_secs(86_400),
+    )?;
     Ok(ClassConfig {
         name: class,
         inherit_socket: section
@@ -156,13 +172,22 @@ fn class_config(
             Duration::from_millis(10),
             Duration::from_secs(3600),
         )?,
-        storage_timeout: duration_in(
-            "storage_timeout",
-            settings.storage_timeout,
+        storage_read_timeout: duration_in(
+            "storage_read_timeout",
+            settings.storage_read_timeout,
             DEFAULT_STORAGE_TIMEOUT,
             Duration::from_millis(10),
             Duration::from_secs(600),
         )?,
+        storage_write_timeout: duration_in(
+            "storage_write_timeout",
+            settings.storage_write_timeout,
+            DEFAULT_STORAGE_TIMEOUT,
+            Duration::from_millis(10),
+            Duration::from_secs(600),
+        )?,
+        hibernate_retry,
+        hibernate_retry_max,
         memory_mb: match settings.memory_mb {
             Some(mb) => Some(int_in("memory_mb", Some(mb), 0, 1, 1024 * 1024)? as u64),
             None => None,

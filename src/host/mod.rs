@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use anyhow::Context;
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -72,6 +72,9 @@ async fn run(class: Arc<dyn BuiltinClass>) -> anyhow::Result<()> {
         .route("/__health", get(|| async { "ok" }))
         .route("/__storage", get(read_storage).post(write_storage))
         .route("/{method}", post(call))
+        // The runtime bounds what it sends (limits.max_request_bytes and
+        // limits.max_storage_bytes); a second, smaller limit here would fail large wakes.
+        .layer(DefaultBodyLimit::disable())
         .with_state(host);
     axum::serve(listener, app)
         .with_graceful_shutdown(stop_signal())

@@ -102,6 +102,7 @@ impl Inner {
         }
         let slot = self.slots.get_or_create(key);
         let in_flight = self.enter_call(&slot)?;
+        let wakes_before = slot.live().wake_attempts;
         let started = Instant::now();
         let mut turn = slot.turn.lock().await;
         // Shutdown hibernates objects in turn; a call queued behind that must not wake one again.
@@ -109,7 +110,10 @@ impl Inner {
             return Err(RuntimeError::ShuttingDown);
         }
         self.ensure_loaded(&slot).await?;
-        let outcome = self.call_in_turn(&slot, &mut turn, &class, &request).await;
+        let outcome = match self.failed_while_waiting(&slot, &turn, wakes_before) {
+            Some(failure) => Err(failure),
+            None => self.call_in_turn(&slot, &mut turn, &class, &request).await,
+        };
         let duration = started.elapsed();
         self.finish_call(&slot, &turn, in_flight, &request.method, &outcome, duration);
         drop(turn);
@@ -119,6 +123,30 @@ impl Inner {
             body: reply.body,
             generation: slot.live().record.as_ref().map_or(0, |r| r.generation),
             duration,
+        })
+    }
+
+    /// The failure of a wake that started and failed while this call waited for its turn. All
+    /// callers queued for one wake share its outcome, so a handler that cannot start costs
+    /// them one wake timeout, not one each.
+    fn failed_while_waiting(
+        &self,
+        slot: &Slot,
+        turn: &Turn,
+        wakes_before: u64,
+    ) -> Option<RuntimeError> {
+        if turn.activation.is_some() {
+            return None;
+        }
+        let live = slot.live();
+        let failure = live
+            .wake_failure
+            .as_ref()
+            .filter(|f| f.attempt > wakes_before)?;
+        Some(RuntimeError::WakeFailed {
+            key: slot.key.clone(),
+            reason: failure.reason.clone(),
+            timed_out: failure.timed_out,
         })
     }
 
@@ -231,7 +259,11 @@ impl Inner {
         };
         let storage = match self
             .handler
-            .read_storage(activation.sandbox.address, class.storage_timeout, limit)
+            .read_storage(
+                activation.sandbox.address,
+                class.storage_read_timeout,
+                limit,
+            )
             .await
         {
             Ok(storage) => storage,

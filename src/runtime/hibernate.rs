@@ -13,9 +13,6 @@ use super::{Inner, RuntimeError};
 use crate::model::{EventKind, ObjectKey, Status};
 use crate::store::{StoreError, Update};
 
-const FIRST_RETRY: Duration = Duration::from_secs(1);
-const MAX_RETRY: Duration = Duration::from_secs(60);
-
 impl Inner {
     /// Hibernates the object if its deadline passed and no call is waiting, checked again
     /// once the turn is ours because a call may have come in meanwhile.
@@ -50,11 +47,7 @@ impl Inner {
             return Ok(());
         }
         let started = Instant::now();
-        let storage_timeout = self
-            .config
-            .class(&slot.key.class)
-            .map(|c| c.storage_timeout)
-            .unwrap_or(Duration::from_secs(5));
+        let storage_timeout = activation.class.storage_read_timeout;
         let limit = self.config.limits.max_storage_bytes;
         self.set_status(slot, Status::Hibernating);
         self.emit(slot, EventKind::Hibernating);
@@ -133,9 +126,14 @@ impl Inner {
             live.save_failures += 1;
             live.save_failures
         };
-        let backoff = FIRST_RETRY
-            .saturating_mul(1 << (failures - 1).min(16))
-            .min(MAX_RETRY);
+        let (first, max) = match &turn.activation {
+            Some(activation) => (
+                activation.class.hibernate_retry,
+                activation.class.hibernate_retry_max,
+            ),
+            None => (Duration::from_secs(1), Duration::from_secs(60)),
+        };
+        let backoff = first.saturating_mul(1 << (failures - 1).min(16)).min(max);
         let message = format!(
             "hibernation failed: {reason}; the sandbox keeps running and the save is retried in {}",
             humantime::format_duration(backoff)

@@ -14,6 +14,7 @@ use chrono::{DateTime, Utc};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::config::ClassConfig;
 use crate::model::{ObjectKey, ObjectRecord};
 use crate::sandbox::Sandbox;
 use crate::store::Activity;
@@ -21,6 +22,7 @@ use crate::store::Activity;
 /// A running sandbox and the runtime's facts about it.
 pub struct Activation {
     pub generation: u64,
+    pub class: Arc<ClassConfig>,
     pub sandbox: Sandbox,
     /// The storage last written to the store, to skip checkpoints that would change nothing.
     pub saved: Option<Bytes>,
@@ -52,6 +54,19 @@ pub struct Live {
     pub save_failures: u32,
     /// Call counts not yet written to the store.
     pub unflushed: Activity,
+    /// Wakes started so far, so a queued caller can tell whether one ran while it waited.
+    pub wake_attempts: u64,
+    /// The last wake's failure, shared with every caller that waited for that wake.
+    pub wake_failure: Option<WakeFailure>,
+}
+
+/// A failed wake, as callers that waited for it report it.
+#[derive(Debug, Clone)]
+pub struct WakeFailure {
+    /// The value of `wake_attempts` for the wake that failed.
+    pub attempt: u64,
+    pub reason: String,
+    pub timed_out: bool,
 }
 
 impl Live {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use tokio::time::Instant;
 
-use super::slot::{Activation, Slot, Turn};
+use super::slot::{Activation, Slot, Turn, WakeFailure};
 use super::{Inner, RuntimeError};
 use crate::config::{ClassConfig, Durability};
 use crate::model::{EventKind, SandboxRef, Status};
@@ -45,6 +45,7 @@ impl Inner {
     ) -> Result<(), RuntimeError> {
         let started = Instant::now();
         let key = &slot.key;
+        slot.live().wake_attempts += 1;
         let ticket = self.store.begin_wake(key).await?;
         self.reload_record(slot).await?;
         if ticket.created {
@@ -91,7 +92,11 @@ impl Inner {
         if let Some(storage) = &ticket.storage
             && let Err(reason) = self
                 .handler
-                .write_storage(sandbox.address, storage.clone(), class.storage_timeout)
+                .write_storage(
+                    sandbox.address,
+                    storage.clone(),
+                    class.storage_write_timeout,
+                )
                 .await
         {
             let reason = format!("cannot restore its saved storage: {reason}");
@@ -127,6 +132,7 @@ impl Inner {
         let idle_timeout = {
             let mut live = slot.live();
             live.save_failures = 0;
+            live.wake_failure = None;
             let record = live
                 .record
                 .as_mut()
@@ -140,6 +146,7 @@ impl Inner {
         };
         turn.activation = Some(Activation {
             generation: ticket.generation,
+            class: Arc::clone(class),
             sandbox: sandbox.clone(),
             saved: ticket.storage,
             idle_timeout,
@@ -191,6 +198,14 @@ impl Inner {
             record.last_error = Some(reason.clone());
             record.sandbox = None;
         });
+        {
+            let mut live = slot.live();
+            live.wake_failure = Some(WakeFailure {
+                attempt: live.wake_attempts,
+                reason: reason.clone(),
+                timed_out,
+            });
+        }
         self.clear_deadline(slot);
         self.emit(
             slot,

@@ -1,0 +1,221 @@
+//! A handler that misbehaves on request, for the failure scenarios: slow or never healthy,
+//! slow, failing or hanging storage reads, failing storage writes, and methods that sleep,
+//! hang, crash, or return huge bodies. It serves the same contract as any handler.
+//!
+//! Start-up faults come from the environment: `FAULT_HEALTH_DELAY_MS`, `FAULT_NEVER_HEALTHY`,
+//! `FAULT_STORAGE_WRITE_FAIL`, `FAULT_IGNORE_SIGTERM`. Storage-read faults can also be
+//! switched on later with the `faults` method.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::{Value, json};
+use tokio::sync::Mutex;
+
+#[derive(Default)]
+struct Faults {
+    read_delay_ms: AtomicU64,
+    /// Reads served normally before `read_delay_ms`, `read_fail` or `read_hang` apply.
+    read_skip: AtomicU64,
+    read_fail: AtomicBool,
+    read_hang: AtomicBool,
+}
+
+struct Handler {
+    storage: Mutex<Value>,
+    faults: Faults,
+    healthy_at: Option<Instant>,
+    write_fail: bool,
+}
+
+type Shared = Arc<Handler>;
+
+fn env_flag(name: &str) -> bool {
+    std::env::var(name).is_ok_and(|v| v == "1")
+}
+
+fn env_ms(name: &str) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+pub fn serve() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(run());
+}
+
+async fn run() {
+    let _ = std::fs::write("handler.pid", std::process::id().to_string());
+    let healthy_at = if env_flag("FAULT_NEVER_HEALTHY") {
+        None
+    } else {
+        Some(Instant::now() + Duration::from_millis(env_ms("FAULT_HEALTH_DELAY_MS")))
+    };
+    let handler = Arc::new(Handler {
+        storage: Mutex::new(json!({})),
+        faults: Faults::default(),
+        healthy_at,
+        write_fail: env_flag("FAULT_STORAGE_WRITE_FAIL"),
+    });
+    let app = Router::new()
+        .route("/__health", get(health))
+        .route("/__storage", get(read_storage).post(write_storage))
+        .route("/{method}", post(call))
+        .layer(DefaultBodyLimit::disable())
+        .with_state(handler);
+    let listener = match std::env::var("TORPOR_LISTEN") {
+        Ok(address) => tokio::net::TcpListener::bind(address).await.unwrap(),
+        Err(_) => panic!("TORPOR_LISTEN is not set"),
+    };
+    let stop = async {
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).unwrap();
+        loop {
+            term.recv().await;
+            if !env_flag("FAULT_IGNORE_SIGTERM") {
+                return;
+            }
+            eprintln!("faulty handler: ignoring SIGTERM");
+        }
+    };
+    axum::serve(listener, app)
+        .with_graceful_shutdown(stop)
+        .await
+        .unwrap();
+}
+
+async fn health(State(handler): State<Shared>) -> StatusCode {
+    match handler.healthy_at {
+        Some(at) if Instant::now() >= at => StatusCode::OK,
+        _ => StatusCode::SERVICE_UNAVAILABLE,
+    }
+}
+
+async fn read_storage(State(handler): State<Shared>) -> Response {
+    let faults = &handler.faults;
+    let skipped = faults
+        .read_skip
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+        .is_ok();
+    if !skipped {
+        if faults.read_hang.load(Ordering::SeqCst) {
+            std::future::pending::<()>().await;
+        }
+        if faults.read_fail.load(Ordering::SeqCst) {
+            return (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "storage read fails on purpose",
+            )
+                .into_response();
+        }
+        let delay = faults.read_delay_ms.load(Ordering::SeqCst);
+        if delay > 0 {
+            tokio::time::sleep(Duration::from_millis(delay)).await;
+        }
+    }
+    let storage = handler.storage.lock().await.clone();
+    json_response(StatusCode::OK, &storage)
+}
+
+async fn write_storage(State(handler): State<Shared>, body: Bytes) -> Response {
+    if handler.write_fail {
+        return (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "storage write fails on purpose",
+        )
+            .into_response();
+    }
+    match serde_json::from_slice(&body) {
+        Ok(value) => {
+            *handler.storage.lock().await = value;
+            StatusCode::NO_CONTENT.into_response()
+        }
+        Err(err) => (
+            StatusCode::BAD_REQUEST,
+            format!("storage is not JSON: {err}"),
+        )
+            .into_response(),
+    }
+}
+
+fn json_response(status: StatusCode, value: &Value) -> Response {
+    (
+        status,
+        [("content-type", "application/json")],
+        value.to_string(),
+    )
+        .into_response()
+}
+
+fn number(body: &Value, field: &str) -> u64 {
+    body.get(field).and_then(Value::as_u64).unwrap_or(0)
+}
+
+async fn call(State(handler): State<Shared>, Path(method): Path<String>, body: Bytes) -> Response {
+    let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    match method.as_str() {
+        "increment" => {
+            let mut storage = handler.storage.lock().await;
+            let by = body.get("by").and_then(Value::as_i64).unwrap_or(1);
+            let count = storage.get("count").and_then(Value::as_i64).unwrap_or(0) + by;
+            storage["count"] = json!(count);
+            json_response(StatusCode::OK, &json!({ "count": count }))
+        }
+        "get" => json_response(StatusCode::OK, &handler.storage.lock().await.clone()),
+        "set" => {
+            handler.storage.lock().await["value"] = body["value"].clone();
+            json_response(StatusCode::OK, &json!({ "ok": true }))
+        }
+        "slow_set" => {
+            tokio::time::sleep(Duration::from_millis(number(&body, "ms"))).await;
+            handler.storage.lock().await["value"] = body["value"].clone();
+            json_response(StatusCode::OK, &json!({ "ok": true }))
+        }
+        "sleep" => {
+            tokio::time::sleep(Duration::from_millis(number(&body, "ms"))).await;
+            json_response(StatusCode::OK, &json!({ "slept_ms": number(&body, "ms") }))
+        }
+        "hang" => std::future::pending().await,
+        "crash" => std::process::exit(70),
+        "big" => (StatusCode::OK, "x".repeat(number(&body, "bytes") as usize)).into_response(),
+        "fill" => {
+            let bytes = number(&body, "bytes") as usize;
+            handler.storage.lock().await["blob"] = json!("x".repeat(bytes));
+            json_response(StatusCode::OK, &json!({ "bytes": bytes }))
+        }
+        "faults" => {
+            let faults = &handler.faults;
+            faults
+                .read_delay_ms
+                .store(number(&body, "read_delay_ms"), Ordering::SeqCst);
+            faults
+                .read_skip
+                .store(number(&body, "read_skip"), Ordering::SeqCst);
+            faults
+                .read_fail
+                .store(body["read_fail"] == json!(true), Ordering::SeqCst);
+            faults
+                .read_hang
+                .store(body["read_hang"] == json!(true), Ordering::SeqCst);
+            json_response(StatusCode::OK, &json!({ "ok": true }))
+        }
+        "pid" => json_response(StatusCode::OK, &json!({ "pid": std::process::id() })),
+        other => json_response(
+            StatusCode::NOT_FOUND,
+            &json!({ "error": format!("unknown method {other:?}") }),
+        ),
+    }
+}

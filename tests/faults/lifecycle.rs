@@ -1,0 +1,334 @@
+//! Activations, deadlines and dead sandboxes: stale instances (C1), sandboxes killed behind
+//! the runtime's back (C2), stampedes (C4), long calls (C5), the idle clock (C6), handlers
+//! that never become healthy (C11) and restarts after SIGKILL (C12).
+
+use std::time::{Duration, Instant};
+
+use libtest_mimic::Trial;
+use serde_json::json;
+use torpor::model::{EventKind, Status};
+use torpor::runtime::RuntimeError;
+
+use crate::common::{Server, alive, eventually, test_config};
+use crate::support::{call, count_events, faulty, handler_pids, key, next_event, ok, start};
+use crate::trial;
+
+pub fn trials() -> Vec<Trial> {
+    vec![
+        trial(
+            "c01_stale_instance_never_overwrites",
+            c01_stale_instance_never_overwrites,
+        ),
+        trial(
+            "c02_killed_sandbox_is_replaced",
+            c02_killed_sandbox_is_replaced,
+        ),
+        trial(
+            "c02_crash_mid_call_falls_back_to_checkpoint",
+            c02_crash_mid_call_falls_back_to_checkpoint,
+        ),
+        trial("c04_stampede_wakes_once", c04_stampede_wakes_once),
+        trial(
+            "c05_long_call_outlives_idle_timeout",
+            c05_long_call_outlives_idle_timeout,
+        ),
+        trial(
+            "c06_idle_clock_starts_at_last_call",
+            c06_idle_clock_starts_at_last_call,
+        ),
+        trial(
+            "c11_never_healthy_fails_within_wake_timeout",
+            c11_never_healthy_fails_within_wake_timeout,
+        ),
+        trial(
+            "c12_restart_after_kill_hibernates_active",
+            c12_restart_after_kill_hibernates_active,
+        ),
+    ]
+}
+
+async fn c01_stale_instance_never_overwrites() {
+    let dir = tempfile::tempdir().unwrap();
+    let classes = faulty("slow", &[("FAULT_IGNORE_SIGTERM", "1")], "");
+    let runtime = start(dir.path(), &classes).await;
+    let x = key("slow", "x");
+    ok(&runtime, &x, "set", r#"{"value": "first"}"#).await;
+    let old_pid = runtime.get(&x).await.unwrap().sandbox.unwrap().pid.unwrap();
+
+    let long = tokio::spawn({
+        let runtime = runtime.clone();
+        let x = x.clone();
+        async move {
+            call(
+                &runtime,
+                &x,
+                "slow_set",
+                r#"{"ms": 1500, "value": "stale"}"#,
+            )
+            .await
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let record = runtime.hibernate(&x, true).await.unwrap();
+    assert_eq!(record.status, Status::Hibernated);
+    assert!(
+        !alive(old_pid),
+        "the old instance is stopped before hibernation returns"
+    );
+    ok(&runtime, &x, "set", r#"{"value": "fresh"}"#).await;
+
+    let aborted = long.await.unwrap();
+    let err =
+        aborted.expect_err("the call cut short by a forced hibernation must not be acknowledged");
+    assert!(matches!(err, RuntimeError::Aborted { .. }), "{err}");
+    tokio::time::sleep(Duration::from_millis(1600)).await;
+
+    let record = runtime.get(&x).await.unwrap();
+    assert_eq!(record.storage.as_ref().unwrap()["value"], "fresh");
+    assert_eq!(record.generation, 2);
+    runtime.hibernate(&x, false).await.unwrap();
+    assert_eq!(ok(&runtime, &x, "get", "").await["value"], "fresh");
+    runtime.shutdown().await;
+}
+
+async fn c02_killed_sandbox_is_replaced() {
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = start(dir.path(), &faulty("f", &[], "")).await;
+    let x = key("f", "x");
+    for _ in 0..3 {
+        ok(&runtime, &x, "increment", "").await;
+    }
+    let pid = runtime.get(&x).await.unwrap().sandbox.unwrap().pid.unwrap();
+    // SAFETY: kill(2) on a sandbox this test's runtime started.
+    unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+
+    let mut noticed = false;
+    for _ in 0..250 {
+        if runtime.get(&x).await.unwrap().status == Status::Hibernated {
+            noticed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(noticed, "an exit with no call running is noticed");
+    let record = runtime.get(&x).await.unwrap();
+    assert!(
+        record
+            .last_error
+            .as_deref()
+            .unwrap_or("")
+            .contains("exited unexpectedly"),
+        "{record:?}"
+    );
+
+    assert_eq!(
+        ok(&runtime, &x, "increment", "").await,
+        json!({ "count": 4 })
+    );
+    let record = runtime.get(&x).await.unwrap();
+    assert_eq!(record.status, Status::Active);
+    assert!(
+        record.last_error.is_none(),
+        "a successful wake clears the error"
+    );
+    runtime.shutdown().await;
+}
+
+async fn c02_crash_mid_call_falls_back_to_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = start(dir.path(), &faulty("f", &[], "")).await;
+    let x = key("f", "x");
+    ok(&runtime, &x, "increment", "{\"by\": 10}").await;
+    let err = call(&runtime, &x, "crash", "").await.unwrap_err();
+    assert!(matches!(err, RuntimeError::SandboxFailed { .. }), "{err}");
+    assert!(err.to_string().contains("exit status 70"), "{err}");
+    assert_eq!(
+        ok(&runtime, &x, "increment", "").await,
+        json!({ "count": 11 })
+    );
+    runtime.shutdown().await;
+}
+
+async fn c04_stampede_wakes_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = start(
+        dir.path(),
+        &faulty("slow", &[("FAULT_HEALTH_DELAY_MS", "1000")], ""),
+    )
+    .await;
+    let x = key("slow", "x");
+    runtime.wake(&x).await.unwrap();
+    runtime.hibernate(&x, false).await.unwrap();
+    let (_, mut events) = runtime.subscribe();
+
+    let calls = (0..50).map(|_| {
+        let runtime = runtime.clone();
+        let x = x.clone();
+        tokio::spawn(async move {
+            ok(&runtime, &x, "increment", "").await["count"]
+                .as_i64()
+                .unwrap()
+        })
+    });
+    let mut counts: Vec<i64> = futures::future::join_all(calls)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    counts.sort();
+    assert_eq!(counts, (1..=50).collect::<Vec<_>>());
+    assert_eq!(
+        count_events(&mut events, &x, |k| matches!(k, EventKind::Waking)),
+        1,
+        "one sandbox started"
+    );
+    assert_eq!(handler_pids(dir.path(), "slow").len(), 1);
+    let record = runtime.get(&x).await.unwrap();
+    assert_eq!(record.storage.unwrap()["count"], 50);
+    assert_eq!(record.generation, 2);
+    runtime.shutdown().await;
+}
+
+async fn c05_long_call_outlives_idle_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = start(
+        dir.path(),
+        &faulty("f", &[], "idle_timeout = \"1s\"\ncall_timeout = \"10s\""),
+    )
+    .await;
+    let x = key("f", "x");
+    let long = tokio::spawn({
+        let runtime = runtime.clone();
+        let x = x.clone();
+        async move { ok(&runtime, &x, "sleep", r#"{"ms": 5000}"#).await }
+    });
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_millis(4800) {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        if let Ok(record) = runtime.get(&x).await {
+            assert!(
+                matches!(record.status, Status::Active | Status::Waking),
+                "{:?} after {:?} with a call in flight",
+                record.status,
+                started.elapsed()
+            );
+        }
+    }
+    assert_eq!(long.await.unwrap(), json!({ "slept_ms": 5000 }));
+    let (_, mut events) = runtime.subscribe();
+    next_event(&mut events, &x, "hibernated", Duration::from_secs(5)).await;
+    runtime.shutdown().await;
+}
+
+async fn c06_idle_clock_starts_at_last_call() {
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = start(dir.path(), &faulty("f", &[], "idle_timeout = \"1s\"")).await;
+    let x = key("f", "x");
+    let (_, mut events) = runtime.subscribe();
+    ok(&runtime, &x, "increment", "").await;
+    next_event(&mut events, &x, "hibernated", Duration::from_secs(5)).await;
+
+    ok(&runtime, &x, "sleep", r#"{"ms": 300}"#).await;
+    let call_ended = Instant::now();
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert_eq!(
+        runtime.get(&x).await.unwrap().status,
+        Status::Active,
+        "hibernated before a full idle timeout"
+    );
+    next_event(&mut events, &x, "hibernated", Duration::from_secs(5)).await;
+    let idle = call_ended.elapsed();
+    assert!(
+        idle >= Duration::from_secs(1),
+        "hibernated {idle:?} after the call ended"
+    );
+    runtime.shutdown().await;
+}
+
+async fn c11_never_healthy_fails_within_wake_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let classes = faulty(
+        "sick",
+        &[("FAULT_NEVER_HEALTHY", "1")],
+        "wake_timeout = \"1s\"",
+    );
+    let runtime = start(dir.path(), &classes).await;
+    let x = key("sick", "x");
+    let calls = (0..5).map(|_| {
+        let runtime = runtime.clone();
+        let x = x.clone();
+        tokio::spawn(async move {
+            let started = Instant::now();
+            (call(&runtime, &x, "increment", "").await, started.elapsed())
+        })
+    });
+    for result in futures::future::join_all(calls).await {
+        let (result, waited) = result.unwrap();
+        let err = result.expect_err("a handler that never becomes healthy cannot serve");
+        assert_eq!(err.http_status(), 504, "{err}");
+        assert!(err.to_string().contains("wake timeout of 1s"), "{err}");
+        assert!(
+            waited < Duration::from_secs(4),
+            "callers queued on one wake share its failure; waited {waited:?}"
+        );
+    }
+    let record = runtime.get(&x).await.unwrap();
+    assert_eq!(record.status, Status::Failed);
+    assert!(record.last_error.unwrap().contains("GET /__health"));
+    let pids = handler_pids(dir.path(), "sick");
+    assert!(!pids.is_empty());
+    for pid in pids {
+        assert!(!alive(pid), "half-started sandbox {pid} still runs");
+    }
+    runtime.shutdown().await;
+}
+
+async fn c12_restart_after_kill_hibernates_active() {
+    let dir = tempfile::tempdir().unwrap();
+    let exe = std::env::current_exe().unwrap();
+    // The handler leaves a grandchild in its process group, which outlives the handler's
+    // PR_SET_PDEATHSIG and must be found through the pid file at the next start.
+    let config = test_config(&format!(
+        "{}\n[classes.forking]\ncommand = [\"sh\", \"-c\", \"sleep 300 & echo $! > grandchild.pid; exec {}\"]\nenv = {{ FAULTY_HANDLER = \"1\" }}\n",
+        faulty("f", &[], ""),
+        exe.display()
+    ));
+    let data = dir.path().join("data");
+    let server = Server::start(&data, Some(&config)).await;
+    let mut pids = Vec::new();
+    for (class, id, by) in [("f", "a", 1), ("f", "b", 2), ("forking", "c", 3)] {
+        let (status, body) = server
+            .call(class, id, "increment", &format!("{{\"by\": {by}}}"))
+            .await;
+        assert_eq!(status, 200, "{body}");
+        let (_, record) = server.get(&format!("/v1/objects/{class}/{id}")).await;
+        pids.push(record["sandbox"]["pid"].as_u64().unwrap() as u32);
+    }
+    let grandchild_file = std::fs::read_dir(data.join("sandboxes"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path().join("work/grandchild.pid"))
+        .find(|p| p.exists())
+        .unwrap();
+    let grandchild: u32 = std::fs::read_to_string(grandchild_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(alive(grandchild));
+
+    let server = server.restart(libc::SIGKILL).await;
+    for pid in pids.iter().copied().chain([grandchild]) {
+        assert!(
+            eventually(Duration::from_secs(5), || !alive(pid)).await,
+            "process {pid} outlived the runtime"
+        );
+    }
+    for (class, id, by) in [("f", "a", 1), ("f", "b", 2), ("forking", "c", 3)] {
+        let (_, record) = server.get(&format!("/v1/objects/{class}/{id}")).await;
+        assert_eq!(record["status"], "hibernated", "{record}");
+        assert_eq!(record["storage"]["count"], by, "{record}");
+        let (_, body) = server.call(class, id, "increment", "").await;
+        assert_eq!(body["count"], by + 1);
+    }
+}

@@ -1,0 +1,48 @@
+//! Failure scenarios replayed against torpor: real handler processes, a real SQLite file and
+//! real servers, with crashes made by SIGKILL. Run with `cargo test --test faults`.
+//!
+//! The same executable is also the misbehaving handler the scenarios configure: started with
+//! `FAULTY_HANDLER=1` in its environment, it serves the handler contract instead of running
+//! tests.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod crash;
+mod handler;
+mod inputs;
+mod lifecycle;
+mod saves;
+mod support;
+
+use libtest_mimic::{Arguments, Trial};
+
+fn main() {
+    if std::env::var_os("FAULTY_HANDLER").is_some() {
+        handler::serve();
+        return;
+    }
+    let arguments = Arguments::from_args();
+    let mut trials = Vec::new();
+    trials.extend(lifecycle::trials());
+    trials.extend(saves::trials());
+    trials.extend(inputs::trials());
+    trials.extend(crash::trials());
+    libtest_mimic::run(&arguments, trials).exit();
+}
+
+/// Wraps an async scenario as a trial that runs on its own tokio runtime.
+pub fn trial<F>(name: &'static str, scenario: fn() -> F) -> Trial
+where
+    F: std::future::Future<Output = ()> + 'static,
+{
+    Trial::test(name, move || {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())?;
+        runtime.block_on(scenario());
+        Ok(())
+    })
+}

@@ -1,0 +1,108 @@
+//! Configuration and observation helpers shared by the scenarios.
+
+use std::path::Path;
+use std::time::Duration;
+
+use bytes::Bytes;
+use serde_json::Value;
+use tokio::sync::broadcast;
+use torpor::model::{Event, EventKind, MethodName, ObjectKey};
+use torpor::runtime::{CallRequest, Runtime, RuntimeError};
+
+/// A `[classes.NAME]` table running the faulty handler with extra environment and settings.
+pub fn faulty(name: &str, env: &[(&str, &str)], settings: &str) -> String {
+    let exe = std::env::current_exe().unwrap();
+    let mut vars = vec!["FAULTY_HANDLER = \"1\"".to_owned()];
+    vars.extend(env.iter().map(|(k, v)| format!("{k} = \"{v}\"")));
+    format!(
+        "[classes.{name}]\ncommand = [\"{}\"]\nenv = {{ {} }}\n{settings}\n",
+        exe.display(),
+        vars.join(", ")
+    )
+}
+
+pub fn key(class: &str, id: &str) -> ObjectKey {
+    ObjectKey::parse(class, id).unwrap()
+}
+
+pub async fn start(dir: &Path, classes: &str) -> Runtime {
+    crate::common::runtime(dir, &crate::common::test_config(classes)).await
+}
+
+/// Calls a method through the Rust API; returns the status and the JSON body.
+pub async fn call(
+    runtime: &Runtime,
+    key: &ObjectKey,
+    method: &str,
+    body: &str,
+) -> Result<(u16, Value), RuntimeError> {
+    let request = CallRequest {
+        method: MethodName::parse(method).unwrap(),
+        body: Bytes::from(body.to_owned()),
+        content_type: None,
+    };
+    let reply = runtime.call(key, request).await?;
+    let value = serde_json::from_slice(&reply.body)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&reply.body).into()));
+    Ok((reply.status, value))
+}
+
+/// Calls a method that must succeed and returns its JSON body.
+pub async fn ok(runtime: &Runtime, key: &ObjectKey, method: &str, body: &str) -> Value {
+    let (status, value) = call(runtime, key, method, body)
+        .await
+        .unwrap_or_else(|e| panic!("{method} on {key} failed: {e}"));
+    assert_eq!(status, 200, "{method} on {key}: {value}");
+    value
+}
+
+/// Waits for an event of `name` about `key`; panics with what arrived if none comes in time.
+pub async fn next_event(
+    events: &mut broadcast::Receiver<Event>,
+    key: &ObjectKey,
+    name: &str,
+    timeout: Duration,
+) -> Event {
+    let mut seen = Vec::new();
+    let found = tokio::time::timeout(timeout, async {
+        loop {
+            let event = events.recv().await.unwrap();
+            if event.class == key.class.as_str() && event.id == key.id.as_str() {
+                if event.kind.name() == name {
+                    return event;
+                }
+                seen.push(event.kind.name());
+            }
+        }
+    })
+    .await;
+    found.unwrap_or_else(|_| panic!("no {name} event for {key} within {timeout:?}; saw {seen:?}"))
+}
+
+/// Counts events of `kind` for `key` among those already received.
+pub fn count_events(
+    events: &mut broadcast::Receiver<Event>,
+    key: &ObjectKey,
+    matches: fn(&EventKind) -> bool,
+) -> usize {
+    let mut count = 0;
+    while let Ok(event) = events.try_recv() {
+        if event.class == key.class.as_str() && event.id == key.id.as_str() && matches(&event.kind)
+        {
+            count += 1;
+        }
+    }
+    count
+}
+
+/// Returns the pids the faulty handler wrote into the sandbox folders of `class` under `data`.
+pub fn handler_pids(data: &Path, class: &str) -> Vec<u32> {
+    let prefix = format!("{class}.");
+    std::fs::read_dir(data.join("sandboxes"))
+        .unwrap()
+        .flatten()
+        .filter(|entry| entry.file_name().to_string_lossy().starts_with(&prefix))
+        .filter_map(|entry| std::fs::read_to_string(entry.path().join("work/handler.pid")).ok())
+        .map(|text| text.trim().parse().unwrap())
+        .collect()
+}
