@@ -309,7 +309,7 @@ async fn event_stream_reports_wake_call_and_hibernation() {
         let item = tokio::time::timeout(Duration::from_secs(5), events.next())
             .await
             .expect("event within 5 s");
-        let torpor::api::client::StreamItem::Event(event) = item.unwrap().unwrap() else {
+        let torpor::api::client::StreamItem::Event { event, .. } = item.unwrap().unwrap() else {
             continue;
         };
         assert_eq!(

@@ -1,6 +1,6 @@
-//! The real binary's console in a real terminal (tmux): open it on a data directory, call
-//! `increment` through the dialog, hibernate, quit, and check the terminal is restored.
-//! Skipped, with a message, where tmux is not installed.
+//! The real binary's console in a real terminal (tmux): embedded on a data directory and
+//! attached to a remote server, driven by key presses, with the server's state and the
+//! terminal's state checked afterwards. Skipped, with a message, where tmux is not installed.
 
 mod common;
 
@@ -22,9 +22,9 @@ impl Tmux {
             .is_ok_and(|o| o.status.success())
     }
 
-    fn start(command: &str) -> Tmux {
+    fn start(name: &str, command: &str) -> Tmux {
         let tmux = Tmux {
-            socket: format!("torpor-test-{}", std::process::id()),
+            socket: format!("torpor-test-{}-{name}", std::process::id()),
             session: "console",
         };
         let status = tmux
@@ -98,8 +98,37 @@ impl Drop for Tmux {
     }
 }
 
+/// The shell command that runs the console, then reports its exit status and terminal modes.
+fn console_command(args: &str) -> String {
+    format!(
+        "{} {args}; echo EXITED:$?; echo MODES:$(stty -a | grep -ow -e '-\\?icanon' -e '-\\?echo'); sleep 60",
+        common::bin().display()
+    )
+}
+
+/// Checks the terminal is back to normal after the console exited.
+fn assert_restored(tmux: &Tmux) {
+    let screen = tmux.wait_for("EXITED:0");
+    assert_eq!(
+        tmux.query("#{alternate_on}"),
+        "0",
+        "alternate screen left:\n{screen}"
+    );
+    assert_eq!(tmux.query("#{cursor_flag}"), "1", "cursor shown again");
+    assert_eq!(
+        tmux.query("#{mouse_any_flag}"),
+        "0",
+        "mouse reporting turned off"
+    );
+    let screen = tmux.wait_for("MODES:");
+    assert!(
+        screen.contains("MODES:icanon echo"),
+        "raw mode left on:\n{screen}"
+    );
+}
+
 #[tokio::test]
-async fn console_calls_hibernates_and_restores_terminal() {
+async fn embedded_console_filters_calls_hibernates() {
     if !Tmux::available() {
         eprintln!("skipping: tmux is not installed");
         return;
@@ -107,27 +136,44 @@ async fn console_calls_hibernates_and_restores_terminal() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     {
-        let server = Server::start(&data, None).await;
+        let mut server = Server::start(&data, None).await;
         server
             .call("counter", "alice", "increment", "{\"by\": 41}")
             .await;
-        let mut server = server;
+        server.call("counter", "bob", "increment", "").await;
         server.stop(libc::SIGTERM);
     }
 
-    let command = format!(
-        "TORPOR_DATA_DIR={} {}; echo EXITED:$?; echo MODES:$(stty -a | grep -ow -e '-\\?icanon' -e '-\\?echo'); sleep 60",
-        data.display(),
-        common::bin().display()
+    let tmux = Tmux::start(
+        "embedded",
+        &console_command(&format!("--data-dir {}", data.display())),
     );
-    let tmux = Tmux::start(&command);
     let screen = tmux.wait_for("alice");
-    assert!(screen.contains("counter"), "{screen}");
+    assert!(screen.contains("bob"), "{screen}");
     assert!(screen.contains("○ hibernated"), "{screen}");
     assert_eq!(
         tmux.query("#{alternate_on}"),
         "1",
         "the console draws on the alternate screen"
+    );
+    assert_eq!(
+        tmux.query("#{mouse_any_flag}"),
+        "1",
+        "the console reads the mouse"
+    );
+
+    tmux.send(&["/"]);
+    tmux.send(&["-l", "ali"]);
+    tmux.wait_for("showing 1 matching the filter");
+    tmux.send(&["Enter"]);
+    let screen = tmux.wait_for("objects 1/1");
+    let table: Vec<&str> = screen
+        .lines()
+        .take_while(|line| !line.contains("events"))
+        .collect();
+    assert!(
+        !table.iter().any(|line| line.contains("bob")),
+        "the filter hides bob:\n{screen}"
     );
 
     tmux.send(&["c"]);
@@ -155,16 +201,83 @@ async fn console_calls_hibernates_and_restores_terminal() {
     );
 
     tmux.send(&["q"]);
-    let screen = tmux.wait_for("EXITED:0");
-    assert_eq!(
-        tmux.query("#{alternate_on}"),
-        "0",
-        "alternate screen left:\n{screen}"
+    assert_restored(&tmux);
+}
+
+#[tokio::test]
+async fn remote_console_creates_changes_deletes() {
+    if !Tmux::available() {
+        eprintln!("skipping: tmux is not installed");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let server = Server::start(&data, None).await;
+    server.call("counter", "seed", "increment", "").await;
+
+    let tmux = Tmux::start(
+        "remote",
+        &console_command(&format!("--connect {}", server.url(""))),
     );
-    assert_eq!(tmux.query("#{cursor_flag}"), "1", "cursor shown again");
-    let screen = tmux.wait_for("MODES:");
-    assert!(
-        screen.contains("MODES:icanon echo"),
-        "raw mode left on:\n{screen}"
+    tmux.wait_for("seed");
+    tmux.send(&["n"]);
+    tmux.wait_for("new object");
+    tmux.send(&["Down"]);
+    tmux.send(&["-l", "made-here"]);
+    tmux.send(&["Enter"]);
+    tmux.wait_for("created kv/made-here");
+    let (status, record) = server.get("/v1/objects/kv/made-here").await;
+    assert_eq!(status, 200, "{record}");
+    assert_eq!(record["status"], "active");
+
+    tmux.send(&["G"]);
+    tmux.send(&["i"]);
+    tmux.wait_for("idle timeout of kv/made-here");
+    tmux.send(&["C-u"]);
+    tmux.send(&["-l", "45s"]);
+    tmux.send(&["Enter"]);
+    tmux.wait_for("set to 45s");
+    let (_, record) = server.get("/v1/objects/kv/made-here").await;
+    assert_eq!(record["idle_timeout_ms"], 45000);
+
+    tmux.send(&["d"]);
+    tmux.wait_for("Delete kv/made-here?");
+    tmux.send(&["y"]);
+    tmux.wait_for("deleted kv/made-here");
+    let (status, _) = server.get("/v1/objects/kv/made-here").await;
+    assert_eq!(status, 404);
+
+    let server = server.restart(libc::SIGKILL).await;
+    tmux.wait_for("● connected");
+    server
+        .call("counter", "after-restart", "increment", "")
+        .await;
+    tmux.wait_for("after-restart");
+
+    tmux.send(&["q"]);
+    assert_restored(&tmux);
+}
+
+#[tokio::test]
+async fn read_only_console_changes_nothing() {
+    if !Tmux::available() {
+        eprintln!("skipping: tmux is not installed");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"), None).await;
+    server.call("counter", "watched", "increment", "").await;
+    let tmux = Tmux::start(
+        "read-only",
+        &console_command(&format!("--read-only --connect {}", server.url(""))),
     );
+    tmux.wait_for("watched");
+    tmux.wait_for("read-only");
+    tmux.send(&["h"]);
+    tmux.wait_for("read-only: actions are turned off");
+    tmux.send(&["d"]);
+    let (_, record) = server.get("/v1/objects/counter/watched").await;
+    assert_eq!(record["status"], "active", "nothing was hibernated");
+    tmux.send(&["q"]);
+    assert_restored(&tmux);
 }

@@ -41,7 +41,8 @@ pub struct CallOutcome {
 /// Where a stream of events stands.
 #[derive(Debug, Clone, PartialEq)]
 pub enum StreamItem {
-    Event(Box<Event>),
+    /// An event and its stream position, to resume after with `events(Some(position))`.
+    Event { event: Box<Event>, position: String },
     /// The subscriber fell behind and missed events; list objects again.
     Lagged,
 }
@@ -280,12 +281,11 @@ impl Client {
     /// when the connection drops.
     pub async fn events(
         &self,
-        since: Option<u64>,
+        since: Option<&str>,
     ) -> Result<impl Stream<Item = Result<StreamItem, ClientError>> + use<>, ClientError> {
         let mut url = self.url(&["events"]);
         if let Some(since) = since {
-            url.query_pairs_mut()
-                .append_pair("since", &since.to_string());
+            url.query_pairs_mut().append_pair("since", since);
         }
         let response = self.send(self.http.get(url.clone()), &url).await?;
         let source = url.to_string();
@@ -295,7 +295,10 @@ impl Client {
                 match item {
                     Ok(message) if message.event == "lagged" => Some(Ok(StreamItem::Lagged)),
                     Ok(message) => match serde_json::from_str::<Event>(&message.data) {
-                        Ok(event) => Some(Ok(StreamItem::Event(Box::new(event)))),
+                        Ok(event) => Some(Ok(StreamItem::Event {
+                            event: Box::new(event),
+                            position: message.id,
+                        })),
                         Err(err) => {
                             tracing::warn!(event = %message.event, error = %err, "skipping an event this client cannot read");
                             None

@@ -1,6 +1,10 @@
 //! `GET /v1/events`: lifecycle events as server-sent events. A new subscriber first gets the
 //! recent history (or only what follows `Last-Event-ID` / `?since=`), then live events. One
 //! that falls behind gets a `lagged` event and should list objects again.
+//!
+//! Event ids are `EPOCH:SEQ`. The epoch changes when the server restarts, and a position from
+//! another epoch replays the whole history, because sequence numbers of different runs do
+//! not compare.
 
 use std::convert::Infallible;
 use std::time::Duration;
@@ -18,12 +22,12 @@ use crate::model::Event;
 
 #[derive(Debug, Deserialize)]
 pub struct EventParams {
-    since: Option<u64>,
+    since: Option<String>,
 }
 
-fn to_sse(event: &Event) -> SseEvent {
+fn to_sse(epoch: u64, event: &Event) -> SseEvent {
     SseEvent::default()
-        .id(event.seq.to_string())
+        .id(format!("{epoch}:{}", event.seq))
         .event(event.kind.name())
         .json_data(event)
         .unwrap_or_else(|_| {
@@ -38,22 +42,24 @@ pub async fn events(
     headers: HeaderMap,
     Query(params): Query<EventParams>,
 ) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
-    let since = params.since.or_else(|| {
+    let epoch = state.runtime.event_epoch();
+    let position = params.since.or_else(|| {
         headers
             .get("last-event-id")
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse().ok())
+            .map(str::to_owned)
     });
+    let since = position.as_deref().and_then(|p| sequence_after(p, epoch));
     let (history, live) = state.runtime.subscribe();
     let history: Vec<_> = history
         .into_iter()
         .filter(|e| since.is_none_or(|s| e.seq > s))
         .collect();
     let newest = history.last().map(|e| e.seq).or(since).unwrap_or(0);
-    let history = stream::iter(history.into_iter().map(|e| Ok(to_sse(&e))));
+    let history = stream::iter(history.into_iter().map(move |e| Ok(to_sse(epoch, &e))));
     let live = BroadcastStream::new(live).filter_map(move |item| async move {
         match item {
-            Ok(event) if event.seq > newest => Some(Ok(to_sse(&event))),
+            Ok(event) if event.seq > newest => Some(Ok(to_sse(epoch, &event))),
             Ok(_) => None,
             Err(BroadcastStreamRecvError::Lagged(missed)) => Some(Ok(SseEvent::default()
                 .event("lagged")
@@ -65,4 +71,27 @@ pub async fn events(
         .chain(live)
         .take_until(async move { stopping.cancelled().await });
     Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+}
+
+/// The sequence number to resume after, if `position` belongs to this epoch. A bare number
+/// is taken as this epoch's.
+fn sequence_after(position: &str, epoch: u64) -> Option<u64> {
+    match position.split_once(':') {
+        Some((from, seq)) if from.parse() == Ok(epoch) => seq.parse().ok(),
+        Some(_) => None,
+        None => position.parse().ok(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sequence_after;
+
+    #[test]
+    fn positions_from_other_runs_replay_everything() {
+        assert_eq!(sequence_after("7:41", 7), Some(41));
+        assert_eq!(sequence_after("6:41", 7), None);
+        assert_eq!(sequence_after("41", 7), Some(41));
+        assert_eq!(sequence_after("junk", 7), None);
+    }
 }

@@ -49,6 +49,10 @@ pub struct Args {
     #[arg(long, value_name = "URL")]
     pub connect: Option<String>,
 
+    /// Console only: show everything, but turn off every action that changes an object.
+    #[arg(long, conflicts_with = "serve")]
+    pub read_only: bool,
+
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -165,7 +169,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                     Some(url) => crate::console::Source::remote(url)?,
                     None => crate::console::Source::Embedded(start_runtime(&args).await?),
                 };
-                crate::console::run(source).await?;
+                crate::console::run(source, args.read_only).await?;
                 Ok(ExitCode::SUCCESS)
             }
         }

@@ -1,101 +1,127 @@
 //! The operations console: a ratatui front end over an embedded runtime or a remote server.
 //!
-//! One loop owns the [`App`] view model and redraws only after something changed: a key, a
-//! feed update, a finished action, or a countdown reaching its next second. Actions run in
+//! One loop owns the [`App`] view model. It redraws only after something changed (a key, a
+//! mouse event, feed updates, a finished action) or when a visible countdown or the call-rate
+//! chart reaches the next second, and at most [`MAX_FPS`] times a second. Actions run in
 //! background tasks and report back through a channel, so drawing never waits for the
-//! runtime. The terminal is restored on quit, on panic (ratatui's hook) and on SIGTERM.
+//! runtime. The terminal is restored on quit, on panic and on SIGTERM, SIGINT or SIGHUP.
 
 pub mod app;
-pub mod dialog;
+pub mod dialogs;
+pub mod fleet;
 mod input;
+mod loaders;
+mod mouse;
 pub mod source;
+mod terminal;
 pub mod ui;
+pub mod view;
 
 use std::time::Duration;
 
 use bytes::Bytes;
-use chrono::Utc;
+use chrono::{DateTime, DurationRound, Utc};
 use crossterm::event::{Event as TermEvent, EventStream, KeyEventKind};
 use futures::StreamExt;
+use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 
 pub use app::App;
 pub use source::Source;
 
 use app::{Action, ActionResult};
+use loaders::Loaders;
 use ui::theme::Theme;
+
+/// Most frames drawn per second while updates stream in.
+pub const MAX_FPS: u32 = 30;
+/// Bytes of a sandbox log the log page shows.
+const LOG_BYTES: usize = 32 * 1024;
 
 /// Runs the console until the operator quits; an embedded runtime is then shut down, which
 /// hibernates its active objects.
-pub async fn run(source: Source) -> anyhow::Result<()> {
+pub async fn run(source: Source, read_only: bool) -> anyhow::Result<()> {
     let theme = Theme::from_env();
-    let mut app = App::new(source.describe());
+    let mut app = App::new(source.describe(), read_only);
     let (feed_sender, mut feed) = mpsc::unbounded_channel();
     let feed_task = tokio::spawn(source.clone().run_feed(feed_sender));
     let (done_sender, mut done) = mpsc::unbounded_channel();
-    let mut detail = DetailLoader::default();
-    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut loaders = Loaders::default();
+    let mut term = signal(SignalKind::terminate())?;
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut hangup = signal(SignalKind::hangup())?;
+    tokio::spawn(perform(
+        source.clone(),
+        Action::LoadClasses,
+        done_sender.clone(),
+    ));
 
-    let mut terminal = ratatui::init();
+    let mut terminal = terminal::enter()?;
     let mut keys = EventStream::new();
     let mut redraw = true;
+    let mut last_draw = Instant::now() - Duration::from_secs(1);
+    let frame_interval = Duration::from_secs(1) / MAX_FPS;
     let outcome = loop {
-        if redraw {
-            if let Err(err) = terminal.draw(|frame| ui::draw(frame, &app, Utc::now(), &theme)) {
+        let mut actions = Vec::new();
+        if let Some(action) = app.refresh_rows() {
+            actions.push(action);
+        }
+        if redraw && last_draw.elapsed() >= frame_interval {
+            let now = display_clock();
+            if let Err(err) = terminal.draw(|frame| ui::draw(frame, &app, now, &theme)) {
                 break Err(err.into());
             }
             redraw = false;
+            last_draw = Instant::now();
         }
         if app.quit {
             break Ok(());
         }
-        let tick = next_countdown_change(&app).unwrap_or(Duration::from_secs(3600));
-        let action = tokio::select! {
-            key = keys.next() => match key {
+        let wait = if redraw {
+            frame_interval.saturating_sub(last_draw.elapsed())
+        } else {
+            next_tick(&app).unwrap_or(Duration::from_secs(3600))
+        };
+        tokio::select! {
+            event = keys.next() => match event {
                 Some(Ok(TermEvent::Key(key))) if key.kind != KeyEventKind::Release => {
-                    redraw = true;
-                    input::on_key(&mut app, key)
+                    actions.extend(input::on_key(&mut app, key));
                 }
-                Some(Ok(TermEvent::Resize(..))) => {
-                    redraw = true;
-                    None
+                Some(Ok(TermEvent::Mouse(mouse))) => {
+                    let size = terminal.size().unwrap_or_default();
+                    let screen = ratatui::layout::Rect::new(0, 0, size.width, size.height);
+                    actions.extend(mouse::on_mouse(&mut app, mouse, screen));
                 }
-                Some(Ok(_)) => None,
+                Some(Ok(_)) => {}
                 Some(Err(err)) => break Err(err.into()),
                 None => break Ok(()),
             },
             Some(update) = feed.recv() => {
-                redraw = true;
-                app.apply(update)
+                actions.extend(app.apply(update));
+                // Take every update already waiting, so a burst costs one frame.
+                while let Ok(update) = feed.try_recv() {
+                    actions.extend(app.apply(update));
+                }
             }
             Some(result) = done.recv() => {
-                redraw = true;
-                if let ActionResult::Detail(_) = &result {
-                    detail.loading = false;
-                }
+                loaders.finished(&result);
                 app.finish(result);
-                detail.next()
+                actions.extend(loaders.next());
             }
-            _ = tokio::time::sleep(tick) => {
-                redraw = true;
-                None
-            }
-            _ = sigterm.recv() => {
-                app.quit = true;
-                None
-            }
-        };
-        if let Some(action) = action {
-            let action = match action {
-                Action::LoadDetail(key) => detail.request(key),
-                other => Some(other),
-            };
-            if let Some(action) = action {
+            _ = tokio::time::sleep(wait) => {}
+            _ = term.recv() => app.quit = true,
+            _ = interrupt.recv() => app.quit = true,
+            _ = hangup.recv() => app.quit = true,
+        }
+        redraw = true;
+        for action in actions {
+            if let Some(action) = loaders.admit(action) {
                 tokio::spawn(perform(source.clone(), action, done_sender.clone()));
             }
         }
     };
-    ratatui::restore();
+    terminal::leave();
     feed_task.abort();
     if let Source::Embedded(runtime) = &source {
         eprintln!("torpor: hibernating active objects before exit…");
@@ -104,73 +130,79 @@ pub async fn run(source: Source) -> anyhow::Result<()> {
     outcome
 }
 
-/// Loads the selected object's storage one request at a time: a request made while one is
-/// running replaces any other waiting one.
-#[derive(Default)]
-struct DetailLoader {
-    loading: bool,
-    waiting: Option<crate::model::ObjectKey>,
+/// The time countdowns are drawn against: now, truncated to the second, so that every
+/// countdown on screen changes at the same moment and the screen redraws once a second.
+fn display_clock() -> DateTime<Utc> {
+    let now = Utc::now();
+    now.duration_trunc(chrono::Duration::seconds(1))
+        .unwrap_or(now)
 }
 
-impl DetailLoader {
-    fn request(&mut self, key: crate::model::ObjectKey) -> Option<Action> {
-        if self.loading {
-            self.waiting = Some(key);
-            return None;
-        }
-        self.loading = true;
-        Some(Action::LoadDetail(key))
+/// Time until the next whole second if anything on screen changes with time.
+fn next_tick(app: &App) -> Option<Duration> {
+    let now = Utc::now();
+    let visible = app.rows.iter().skip(app.table_offset.get()).take(200);
+    let counting = visible
+        .map(|&i| &app.objects[i])
+        .any(|o| o.hibernate_at.is_some() || o.last_call_at.is_some());
+    if !counting && !app.fleet.active(now) {
+        return None;
     }
-
-    /// Returns the request that waited for the one just finished, to pass to `request`.
-    fn next(&mut self) -> Option<Action> {
-        self.waiting.take().map(Action::LoadDetail)
-    }
+    let into_second = now.timestamp_subsec_millis() as u64;
+    Some(Duration::from_millis(1000 - into_second.min(999)))
 }
 
 async fn perform(source: Source, action: Action, done: mpsc::UnboundedSender<ActionResult>) {
+    let text = |e: anyhow::Error| format!("{e:#}");
     let result = match action {
         Action::Call { key, method, body } => ActionResult::Called(
             source
                 .call(&key, &method, Bytes::from(body))
                 .await
-                .map_err(|e| format!("{e:#}")),
+                .map_err(text),
         ),
-        Action::Hibernate(key) => ActionResult::Done {
+        Action::Hibernate { key, force } => ActionResult::Done {
             what: format!("hibernated {key}"),
             result: source
-                .hibernate(&key)
+                .hibernate(&key, force)
                 .await
                 .map(|_| ())
-                .map_err(|e| format!("{e:#}")),
+                .map_err(text),
         },
         Action::Wake(key) => ActionResult::Done {
             what: format!("woke {key}"),
+            result: source.wake(&key).await.map(|_| ()).map_err(text),
+        },
+        Action::Create(key) => ActionResult::Done {
+            what: format!("created {key}"),
+            result: source.wake(&key).await.map(|_| ()).map_err(text),
+        },
+        Action::Delete(key) => ActionResult::Done {
+            what: format!("deleted {key}"),
+            result: source.delete(&key).await.map_err(text),
+        },
+        Action::SetIdleTimeout { key, timeout } => ActionResult::Done {
+            what: match timeout {
+                Some(t) => format!(
+                    "idle timeout of {key} set to {}",
+                    humantime::format_duration(t)
+                ),
+                None => format!("idle timeout of {key} returned to its class's"),
+            },
             result: source
-                .wake(&key)
+                .set_idle_timeout(&key, timeout)
                 .await
                 .map(|_| ())
-                .map_err(|e| format!("{e:#}")),
+                .map_err(text),
         },
-        Action::LoadDetail(key) => ActionResult::Detail(
-            source
-                .show(&key)
-                .await
-                .map(Box::new)
-                .map_err(|e| format!("{e:#}")),
-        ),
+        Action::LoadDetail(key) => {
+            ActionResult::Detail(source.show(&key).await.map(Box::new).map_err(text))
+        }
+        Action::LoadLog(key) => {
+            let result = source.logs(&key, LOG_BYTES).await.map_err(text);
+            ActionResult::Log { key, result }
+        }
+        Action::LoadClasses => ActionResult::Classes(source.classes().await.map_err(text)),
     };
     let _ = done.send(result);
-}
-
-/// Time until the soonest countdown on screen shows a different second.
-fn next_countdown_change(app: &App) -> Option<Duration> {
-    let now = Utc::now();
-    app.objects
-        .iter()
-        .filter_map(|object| object.hibernate_at)
-        .map(|at| (at - now).num_milliseconds())
-        .filter(|left| *left > -1000)
-        .map(|left| Duration::from_millis((left.rem_euclid(1000) + 1) as u64))
-        .min()
 }

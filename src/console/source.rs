@@ -117,10 +117,55 @@ impl Source {
         }
     }
 
-    pub async fn hibernate(&self, key: &ObjectKey) -> anyhow::Result<ObjectRecord> {
+    pub async fn hibernate(&self, key: &ObjectKey, force: bool) -> anyhow::Result<ObjectRecord> {
         match self {
-            Source::Embedded(runtime) => Ok(runtime.hibernate(key, false).await?),
-            Source::Remote(client) => Ok(client.hibernate(key, false).await?),
+            Source::Embedded(runtime) => Ok(runtime.hibernate(key, force).await?),
+            Source::Remote(client) => Ok(client.hibernate(key, force).await?),
+        }
+    }
+
+    pub async fn delete(&self, key: &ObjectKey) -> anyhow::Result<()> {
+        match self {
+            Source::Embedded(runtime) => Ok(runtime.delete(key).await?),
+            Source::Remote(client) => Ok(client.delete(key).await?),
+        }
+    }
+
+    pub async fn set_idle_timeout(
+        &self,
+        key: &ObjectKey,
+        timeout: Option<Duration>,
+    ) -> anyhow::Result<ObjectRecord> {
+        match self {
+            Source::Embedded(runtime) => Ok(runtime.set_idle_timeout(key, timeout).await?),
+            Source::Remote(client) => Ok(client
+                .set_idle_timeout(key, timeout.map(|t| t.as_millis() as u64))
+                .await?),
+        }
+    }
+
+    pub async fn logs(&self, key: &ObjectKey, max_bytes: usize) -> anyhow::Result<String> {
+        match self {
+            Source::Embedded(runtime) => Ok(runtime.logs(key, max_bytes).await?),
+            Source::Remote(client) => Ok(client.logs(key, max_bytes).await?),
+        }
+    }
+
+    /// The names of the configured classes.
+    pub async fn classes(&self) -> anyhow::Result<Vec<String>> {
+        match self {
+            Source::Embedded(runtime) => Ok(runtime
+                .config()
+                .classes
+                .keys()
+                .map(|c| c.to_string())
+                .collect()),
+            Source::Remote(client) => Ok(client
+                .classes()
+                .await?
+                .into_iter()
+                .map(|c| c.name)
+                .collect()),
         }
     }
 
@@ -166,18 +211,21 @@ impl Source {
 }
 
 async fn remote_feed(client: Client, feed: mpsc::UnboundedSender<Feed>) {
-    let mut last_seq = None;
+    let mut position: Option<String> = None;
     loop {
         let result: Result<(), ClientError> = async {
-            let mut events = std::pin::pin!(client.events(last_seq).await?);
+            let mut events = std::pin::pin!(client.events(position.as_deref()).await?);
             let objects = client.list_all(PAGE).await?;
             if feed.send(Feed::Snapshot(objects)).is_err() {
                 return Ok(());
             }
             while let Some(item) = events.next().await {
                 match item? {
-                    StreamItem::Event(event) => {
-                        last_seq = Some(event.seq);
+                    StreamItem::Event {
+                        event,
+                        position: at,
+                    } => {
+                        position = Some(at);
                         if feed.send(Feed::Event(event)).is_err() {
                             return Ok(());
                         }

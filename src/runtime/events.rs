@@ -17,6 +17,9 @@ const HISTORY: usize = 500;
 const CHANNEL_CAPACITY: usize = 4096;
 
 pub struct EventBus {
+    /// When this bus started, in Unix milliseconds. Sequence numbers are only comparable
+    /// between events of one bus, so stream positions carry it too.
+    boot: u64,
     seq: AtomicU64,
     live: broadcast::Sender<Event>,
     history: Mutex<VecDeque<Event>>,
@@ -39,6 +42,7 @@ impl EventBus {
             history.pop_front();
         }
         Self {
+            boot: crate::model::now_ms() as u64,
             seq: AtomicU64::new(last_seq),
             live,
             history: Mutex::new(history),
@@ -68,6 +72,10 @@ impl EventBus {
                 .send(JournalEntry::Event(Box::new(event.clone())));
         }
         let _ = self.live.send(event);
+    }
+
+    pub fn boot(&self) -> u64 {
+        self.boot
     }
 
     /// Subscribes to new events, returning the recent history to show first.

@@ -31,6 +31,7 @@ use crate::model::{ClassName, ObjectKey};
 use crate::sandbox::{ProcessDriver, SandboxDriver};
 use crate::store::{DataDirLock, SqliteStore, Store};
 
+pub use actions::{MAX_IDLE_TIMEOUT, MIN_IDLE_TIMEOUT};
 pub use call::{CallReply, CallRequest};
 pub use error::RuntimeError;
 pub use records::Listing;
@@ -126,6 +127,12 @@ impl Runtime {
 
     pub fn data_dir(&self) -> &std::path::Path {
         &self.inner.data_dir
+    }
+
+    /// Identifies this runtime's event numbering: sequence numbers compare only between events
+    /// with the same value here.
+    pub fn event_epoch(&self) -> u64 {
+        self.inner.events.boot()
     }
 
     /// Subscribes to events: the recent history, then a live stream.

@@ -80,7 +80,11 @@ impl Server {
     }
 
     pub async fn start_with(data_dir: &Path, config: Option<PathBuf>) -> Server {
-        let port = free_port();
+        Self::start_on(data_dir, config, free_port()).await
+    }
+
+    /// Starts a server on `data_dir` listening on `port`.
+    pub async fn start_on(data_dir: &Path, config: Option<PathBuf>, port: u16) -> Server {
         let mut command = Command::new(bin());
         command
             .arg("--serve")
@@ -175,12 +179,12 @@ impl Server {
         self.child.wait().unwrap()
     }
 
-    /// Stops this server with `signal` and starts another on the same data directory.
+    /// Stops this server with `signal` and starts another on the same data directory and port.
     pub async fn restart(mut self, signal: i32) -> Server {
         self.stop(signal);
         let data_dir = self.data_dir.clone();
         let config = self.config.clone();
-        Server::start_with(&data_dir, config).await
+        Server::start_on(&data_dir, config, self.port).await
     }
 }
 

@@ -1,5 +1,5 @@
 //! Snapshots of every panel and dialog, drawn on ratatui's `TestBackend` from a fixed view
-//! model at a fixed time.
+//! model at a fixed time, plus the drawing cost of a table of 100,000 objects.
 
 use chrono::{DateTime, TimeZone, Utc};
 use ratatui::Terminal;
@@ -7,9 +7,14 @@ use ratatui::backend::TestBackend;
 use serde_json::json;
 
 use super::theme::Theme;
-use crate::console::app::App;
-use crate::console::dialog::{CallDialog, Outcome};
+use crate::console::app::{Action, ActionResult, App, DetailTab, Focus};
+use crate::console::dialogs::Dialog;
+use crate::console::dialogs::call::{CallDialog, CallState};
+use crate::console::dialogs::confirm::ConfirmDialog;
+use crate::console::dialogs::create::CreateDialog;
+use crate::console::dialogs::idle::IdleDialog;
 use crate::console::source::Feed;
+use crate::console::view::{Filter, SortColumn};
 use crate::model::{
     ClassName, Event, EventKind, ObjectId, ObjectKey, ObjectRecord, SandboxRef, Status,
 };
@@ -34,7 +39,7 @@ fn record(class: &str, id: &str, status: Status) -> ObjectRecord {
         errors: 0,
         created_at: at(-600),
         updated_at: at(-1),
-        last_call_at: Some(at(-1)),
+        last_call_at: Some(at(-75)),
         last_wake_at: Some(at(-60)),
         last_hibernate_at: None,
         last_error: None,
@@ -58,21 +63,29 @@ fn event(seq: u64, class: &str, id: &str, kind: EventKind) -> Event {
     }
 }
 
+fn key(class: &str, id: &str) -> ObjectKey {
+    ObjectKey::parse(class, id).unwrap()
+}
+
 fn fixture() -> App {
-    let mut app = App::new("embedded · /data/torpor".into());
+    let mut app = App::new("embedded · /data/torpor".into(), false);
     let mut failed = record("kv", "broken", Status::Failed);
     failed.last_error =
         Some("wake failed: handler exited before it became healthy (exit status 1)".into());
+    failed.errors = 3;
+    let mut big = record("kv", "shelf", Status::Waking);
+    big.storage_bytes = 2_500_000;
     app.apply(Feed::Snapshot(vec![
         record("counter", "alice", Status::Active),
         record("counter", "bob", Status::Hibernated),
         failed,
-        record("kv", "shelf", Status::Waking),
+        big,
     ]));
+    app.refresh_rows();
     let mut detail = record("counter", "alice", Status::Active);
     detail.storage =
         Some(json!({ "count": 3, "history": [1, 2, 3], "owner": "alice", "note": null }));
-    app.detail = Some(detail);
+    app.finish(ActionResult::Detail(Ok(Box::new(detail))));
     for (seq, class, id, kind) in [
         (1, "counter", "alice", EventKind::Woke { duration_ms: 4.2 }),
         (
@@ -99,9 +112,19 @@ fn fixture() -> App {
                 error: "handler exited (exit status 1)".into(),
             },
         ),
+        (
+            5,
+            "counter",
+            "alice",
+            EventKind::CallFailed {
+                method: "fly".into(),
+                error: "call fly on counter/alice timed out after 30s".into(),
+            },
+        ),
     ] {
         app.apply(Feed::Event(Box::new(event(seq, class, id, kind))));
     }
+    app.classes = vec!["counter".into(), "kv".into(), "notes".into()];
     app
 }
 
@@ -115,55 +138,144 @@ fn render(app: &App, width: u16, height: u16) -> String {
 
 #[test]
 fn main_screen() {
-    insta::assert_snapshot!(render(&fixture(), 110, 24));
+    insta::assert_snapshot!(render(&fixture(), 130, 30));
+}
+
+#[test]
+fn narrow_screen_drops_columns() {
+    insta::assert_snapshot!(render(&fixture(), 80, 24));
 }
 
 #[test]
 fn empty_screen() {
     insta::assert_snapshot!(render(
-        &App::new("remote · http://127.0.0.1:7070".into()),
-        90,
-        16
+        &App::new("remote · http://127.0.0.1:7070".into(), false),
+        100,
+        20
     ));
+}
+
+#[test]
+fn detail_info_page() {
+    let mut app = fixture();
+    app.detail_tab = DetailTab::Info;
+    app.focus = Focus::Detail;
+    insta::assert_snapshot!(render(&app, 130, 30));
+}
+
+#[test]
+fn detail_calls_page() {
+    let mut app = fixture();
+    app.detail_tab = DetailTab::Calls;
+    insta::assert_snapshot!(render(&app, 130, 30));
+}
+
+#[test]
+fn detail_log_page() {
+    let mut app = fixture();
+    app.detail_tab = DetailTab::Log;
+    let log =
+        "--- 2026-01-02T03:03:05.000Z starting counter/alice generation 3 ---\nready on fd 3\n";
+    app.finish(ActionResult::Log {
+        key: key("counter", "alice"),
+        result: Ok(log.into()),
+    });
+    insta::assert_snapshot!(render(&app, 130, 30));
+}
+
+#[test]
+fn filtered_and_sorted() {
+    let mut app = fixture();
+    app.filter = Filter::parse("status:failed,waking").unwrap();
+    app.sort.column = SortColumn::Storage;
+    app.sort.descending = true;
+    app.rows_changed();
+    app.refresh_rows();
+    app.filter_input = Some("status:failed,waking".into());
+    insta::assert_snapshot!(render(&app, 130, 30));
+}
+
+#[test]
+fn read_only_footer() {
+    let app = App::new("remote · http://127.0.0.1:7070".into(), true);
+    let screen = render(&app, 100, 20);
+    let footer = screen.lines().last().unwrap();
+    assert!(footer.contains("read-only"), "{footer}");
+    assert!(!footer.contains("hibernate"), "{footer}");
 }
 
 #[test]
 fn call_dialog_with_answer() {
     let mut app = fixture();
-    let mut dialog = CallDialog::new(ObjectKey::parse("counter", "alice").unwrap(), "increment");
-    dialog.body = "{\"by\": 2}".into();
-    dialog.outcome = Outcome::Answered {
+    let mut dialog = CallDialog::new(
+        key("counter", "alice"),
+        vec![("increment".into(), "{\"by\": 2}".into())],
+    );
+    dialog.state = CallState::Answered {
         status: 200,
         duration_ms: 1.25,
         body: "{\"count\":5}".into(),
     };
-    app.dialog = Some(dialog);
-    insta::assert_snapshot!(render(&app, 100, 24));
+    app.dialog = Some(Dialog::Call(dialog));
+    insta::assert_snapshot!(render(&app, 130, 30));
 }
 
 #[test]
 fn call_dialog_rejecting_json() {
     let mut app = fixture();
-    let mut dialog = CallDialog::new(ObjectKey::parse("counter", "alice").unwrap(), "increment");
+    let mut dialog = CallDialog::new(key("counter", "alice"), Vec::new());
+    dialog.method = "increment".into();
     dialog.body = "{by: 2}".into();
-    dialog.outcome =
-        Outcome::Invalid("body is not valid JSON: key must be a string at line 1 column 2".into());
-    app.dialog = Some(dialog);
-    insta::assert_snapshot!(render(&app, 100, 24));
+    dialog.state = CallState::Invalid(
+        "body is not valid JSON: key must be a string at line 1 column 2".into(),
+    );
+    app.dialog = Some(Dialog::Call(dialog));
+    insta::assert_snapshot!(render(&app, 130, 30));
+}
+
+#[test]
+fn create_dialog() {
+    let mut app = fixture();
+    let mut dialog = CreateDialog::new(app.classes.clone());
+    dialog.class_index = 1;
+    dialog.id = "shelf-2".into();
+    app.dialog = Some(Dialog::Create(dialog));
+    insta::assert_snapshot!(render(&app, 130, 30));
+}
+
+#[test]
+fn delete_confirmation() {
+    let mut app = fixture();
+    let question = "Delete counter/alice? Its storage and sandbox log are removed for good.";
+    app.dialog = Some(Dialog::Confirm(ConfirmDialog::new(
+        "delete",
+        question,
+        Action::Delete(key("counter", "alice")),
+    )));
+    insta::assert_snapshot!(render(&app, 130, 30));
+}
+
+#[test]
+fn idle_timeout_dialog() {
+    let mut app = fixture();
+    let mut dialog = IdleDialog::new(key("counter", "alice"), std::time::Duration::from_secs(30));
+    dialog.error = Some("1ms is out of range; it must be between 50ms and 30days".into());
+    app.dialog = Some(Dialog::IdleTimeout(dialog));
+    insta::assert_snapshot!(render(&app, 130, 30));
 }
 
 #[test]
 fn help_overlay() {
     let mut app = fixture();
     app.show_help = true;
-    insta::assert_snapshot!(render(&app, 100, 24));
+    insta::assert_snapshot!(render(&app, 130, 30));
 }
 
 #[test]
 fn disconnected_header() {
     let mut app = fixture();
     app.apply(Feed::Disconnected("connection refused".into()));
-    let screen = render(&app, 110, 24);
+    let screen = render(&app, 130, 30);
     let header = screen.lines().next().unwrap();
     assert!(
         header.contains("disconnected, reconnecting: connection refused"),
@@ -183,4 +295,57 @@ fn countdown_formats() {
     object.calls_in_flight = 0;
     object.hibernate_at = None;
     assert_eq!(super::countdown(&object, at(0)), "-");
+}
+
+#[test]
+fn hundred_thousand_objects_draw_visible_rows() {
+    let objects: Vec<ObjectRecord> = (0..100_000)
+        .map(|i| {
+            let status = if i % 10 == 0 {
+                Status::Active
+            } else {
+                Status::Hibernated
+            };
+            record("counter", &format!("obj-{i:06}"), status)
+        })
+        .collect();
+    let mut app = App::new("embedded".into(), false);
+    app.apply(Feed::Snapshot(objects));
+    app.refresh_rows();
+    app.move_selection(54_321);
+    let mut terminal = Terminal::new(TestBackend::new(200, 50)).unwrap();
+    let theme = Theme { color: true };
+    let frames = 50;
+    let started = std::time::Instant::now();
+    for _ in 0..frames {
+        terminal
+            .draw(|frame| super::draw(frame, &app, at(0), &theme))
+            .unwrap();
+    }
+    let per_frame = started.elapsed() / frames;
+    eprintln!(
+        "frame time with 100,000 objects: {per_frame:?} (debug build unless run with --release)"
+    );
+    let screen = format!("{}", terminal.backend());
+    assert!(screen.contains("▶ counter"), "selection drawn");
+    assert!(
+        screen.contains("obj-054321"),
+        "the selected object is on screen"
+    );
+    assert!(
+        screen.contains("objects 54322/100000"),
+        "{}",
+        screen.lines().nth(3).unwrap()
+    );
+
+    let started = std::time::Instant::now();
+    app.sort.column = SortColumn::HibernatesIn;
+    app.rows_changed();
+    app.refresh_rows();
+    eprintln!("re-sorting 100,000 objects: {:?}", started.elapsed());
+    assert_eq!(
+        app.selected_key(),
+        Some(key("counter", "obj-054321")),
+        "selection kept across a sort"
+    );
 }

@@ -1,0 +1,42 @@
+//! The console's dialogs, each a small state machine over key presses: call a method, create
+//! an object, change an idle timeout, and confirm a destructive action.
+
+pub mod call;
+pub mod confirm;
+pub mod create;
+pub mod idle;
+
+use crossterm::event::KeyEvent;
+
+use super::app::Action;
+
+/// What a key press did to a dialog.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// The dialog stays open.
+    Stay,
+    /// The dialog closes without doing anything.
+    Close,
+    /// The dialog asks for `Action` and stays open to show its result.
+    Run(Action),
+    /// The dialog asks for `Action` and closes.
+    RunAndClose(Action),
+}
+
+pub enum Dialog {
+    Call(call::CallDialog),
+    Create(create::CreateDialog),
+    Confirm(confirm::ConfirmDialog),
+    IdleTimeout(idle::IdleDialog),
+}
+
+impl Dialog {
+    pub fn on_key(&mut self, key: KeyEvent) -> Outcome {
+        match self {
+            Dialog::Call(dialog) => dialog.on_key(key),
+            Dialog::Create(dialog) => dialog.on_key(key),
+            Dialog::Confirm(dialog) => dialog.on_key(key),
+            Dialog::IdleTimeout(dialog) => dialog.on_key(key),
+        }
+    }
+}

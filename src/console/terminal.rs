@@ -1,0 +1,27 @@
+//! Entering and leaving the console's terminal mode: raw mode, the alternate screen and mouse
+//! capture, undone on every way out, including a panic.
+
+use std::io::stdout;
+
+use crossterm::event::{DisableMouseCapture, EnableMouseCapture};
+use crossterm::execute;
+use ratatui::DefaultTerminal;
+
+/// Switches the terminal to the console's mode and installs a panic hook that switches it
+/// back before the panic message is printed.
+pub fn enter() -> std::io::Result<DefaultTerminal> {
+    let terminal = ratatui::try_init()?;
+    execute!(stdout(), EnableMouseCapture)?;
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        leave();
+        previous(info);
+    }));
+    Ok(terminal)
+}
+
+/// Restores the terminal; safe to call more than once.
+pub fn leave() {
+    let _ = execute!(stdout(), DisableMouseCapture);
+    ratatui::restore();
+}
