@@ -98,7 +98,7 @@ impl Drop for Tmux {
     }
 }
 
-/// The shell command that runs the console, then reports its exit status and terminal modes.
+/// Builds the shell command that runs the console, then reports its exit status and terminal modes.
 fn console_command(args: &str) -> String {
     format!(
         "{} {args}; echo EXITED:$?; echo MODES:$(stty -a | grep -ow -e '-\\?icanon' -e '-\\?echo'); sleep 60",
@@ -161,6 +161,13 @@ async fn embedded_console_filters_calls_hibernates() {
         "1",
         "the console reads the mouse"
     );
+
+    // A left click (SGR mouse report, 1-based column;row) on the second table row.
+    tmux.send(&["-l", "\x1b[<0;20;7M\x1b[<0;20;7m"]);
+    tmux.wait_for("objects 2/2");
+    // The wheel moves the selection back up.
+    tmux.send(&["-l", "\x1b[<64;20;7M"]);
+    tmux.wait_for("objects 1/2");
 
     tmux.send(&["/"]);
     tmux.send(&["-l", "ali"]);

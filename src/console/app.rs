@@ -71,7 +71,7 @@ pub struct CallEntry {
     pub duration_ms: Option<f64>,
 }
 
-/// Something the console asks the runtime to do, run in the background.
+/// An operation the console requests from the runtime, run in the background.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
     Call {

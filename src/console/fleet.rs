@@ -70,7 +70,7 @@ impl Fleet {
         padded
     }
 
-    /// Whether any call happened within the window, so the sparkline still moves.
+    /// Returns whether any call happened within the window, so the sparkline still moves.
     pub fn active(&self, now: DateTime<Utc>) -> bool {
         self.rates(now).iter().any(|&n| n > 0)
     }

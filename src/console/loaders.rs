@@ -1,6 +1,6 @@
-//! Background loads of the selected object's storage and log, one of each at a time: a load
-//! asked for while one runs waits, replacing any other waiting load of its kind, so a burst
-//! of events for the selected object costs two requests, not one per event.
+//! Background loads of the selected object's storage and log, one of each at a time. A load
+//! requested while one runs waits, replacing any other waiting load of its kind. A burst of
+//! events for the selected object so costs two requests, not one per event.
 
 use super::app::{Action, ActionResult};
 use crate::model::ObjectKey;

@@ -130,7 +130,7 @@ pub async fn run(source: Source, read_only: bool) -> anyhow::Result<()> {
     outcome
 }
 
-/// The time countdowns are drawn against: now, truncated to the second, so that every
+/// Returns the time countdowns are drawn against: now, truncated to the second, so that every
 /// countdown on screen changes at the same moment and the screen redraws once a second.
 fn display_clock() -> DateTime<Utc> {
     let now = Utc::now();

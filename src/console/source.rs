@@ -1,4 +1,4 @@
-//! Where the console's data comes from: a runtime embedded in this process, or a server
+//! The console's data source: a runtime embedded in this process, or a server
 //! reached over the API. Both give the same operations and the same stream of events.
 
 use std::time::Duration;
@@ -24,7 +24,7 @@ pub enum Source {
     Remote(Client),
 }
 
-/// What the feed tells the console.
+/// An update the feed sends the console.
 #[derive(Debug, Clone)]
 pub enum Feed {
     Event(Box<Event>),
@@ -34,7 +34,7 @@ pub enum Feed {
     Disconnected(String),
 }
 
-/// A call's answer as the console shows it.
+/// A call's response as the console shows it.
 #[derive(Debug, Clone)]
 pub struct CallResult {
     pub status: u16,
@@ -47,7 +47,7 @@ impl Source {
         Ok(Source::Remote(Client::new(url)?))
     }
 
-    /// A short description for the header: where the runtime is.
+    /// Describes where the runtime is, for the header.
     pub fn describe(&self) -> String {
         match self {
             Source::Embedded(runtime) => format!("embedded · {}", runtime.data_dir().display()),
@@ -151,7 +151,7 @@ impl Source {
         }
     }
 
-    /// The names of the configured classes.
+    /// Returns the names of the configured classes.
     pub async fn classes(&self) -> anyhow::Result<Vec<String>> {
         match self {
             Source::Embedded(runtime) => Ok(runtime

@@ -1,4 +1,4 @@
-//! Which objects the table shows and in what order: a filter and a sort over the full list,
+//! The table's rows and their order: a filter and a sort over the full list,
 //! kept as indices so the table draws only the rows on screen, however many objects exist.
 
 use std::cmp::Ordering;
@@ -43,7 +43,7 @@ impl SortColumn {
         }
     }
 
-    /// The column after this one, wrapping around.
+    /// Returns the column after this one, wrapping around.
     pub fn next(self) -> SortColumn {
         let at = Self::ALL.iter().position(|c| *c == self).unwrap_or(0);
         Self::ALL[(at + 1) % Self::ALL.len()]
@@ -86,7 +86,7 @@ impl Default for Sort {
     }
 }
 
-/// Which objects to show: a case-insensitive substring of `class/id`, and any of a set of
+/// A row filter: a case-insensitive substring of `class/id`, and any of a set of
 /// statuses. Written as text, e.g. `alice status:active,failed`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Filter {

@@ -1,6 +1,6 @@
-//! Crashes of the whole server: state survives idleness, SIGTERM and SIGKILL (C8), no
-//! acknowledged increment is lost over many kill points, and the relaxed durability mode
-//! loses what it says it loses.
+//! Crashes of the whole server: state survives idleness, SIGTERM and SIGKILL, no acknowledged
+//! increment is lost over many kill points, and the relaxed durability mode loses exactly the
+//! writes its documentation says it loses.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -10,22 +10,13 @@ use libtest_mimic::Trial;
 use serde_json::json;
 
 use crate::common::{Server, test_config};
-use crate::trial;
+use crate::named_trials;
 
 pub fn trials() -> Vec<Trial> {
-    vec![
-        trial(
-            "c08_state_survives_idleness_and_restarts",
-            c08_state_survives_idleness_and_restarts,
-        ),
-        trial(
-            "crash_loses_no_acknowledged_increment",
-            crash_loses_no_acknowledged_increment,
-        ),
-        trial(
-            "relaxed_durability_loses_unsaved_writes",
-            relaxed_durability_loses_unsaved_writes,
-        ),
+    named_trials![
+        state_survives_idleness_and_restarts,
+        crash_loses_no_acknowledged_increment,
+        relaxed_durability_loses_unsaved_writes,
     ]
 }
 
@@ -35,7 +26,7 @@ async fn count(server: &Server, id: &str) -> i64 {
     body["count"].as_i64().unwrap()
 }
 
-async fn c08_state_survives_idleness_and_restarts() {
+async fn state_survives_idleness_and_restarts() {
     let dir = tempfile::tempdir().unwrap();
     let config = test_config("").replace("idle_timeout = \"30s\"", "idle_timeout = \"300ms\"");
     let server = Server::start(&dir.path().join("data"), Some(&config)).await;
@@ -88,7 +79,7 @@ async fn c08_state_survives_idleness_and_restarts() {
     );
 }
 
-/// Increments `id` one call at a time until aborted, counting the 200 answers.
+/// Increments `id` one call at a time until aborted, counting the 200 responses.
 async fn increment_forever(port: u16, id: &'static str, acknowledged: Arc<AtomicU64>) {
     let http = reqwest::Client::builder().no_proxy().build().unwrap();
     let url = format!("http://127.0.0.1:{port}/v1/objects/counter/{id}/call/increment");

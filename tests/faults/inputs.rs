@@ -1,5 +1,5 @@
-//! Hostile and oversized input: ids that break naive code (C9), huge storage (C10), huge
-//! responses, and reserved method names (C13).
+//! Hostile and oversized input: ids that break naive code, huge storage, huge responses, and
+//! reserved method names.
 
 use std::io::{Read, Write};
 
@@ -7,24 +7,15 @@ use libtest_mimic::Trial;
 use serde_json::json;
 
 use crate::common::{Server, test_config};
+use crate::named_trials;
 use crate::support::faulty;
-use crate::trial;
 
 pub fn trials() -> Vec<Trial> {
-    vec![
-        trial(
-            "c09_ids_stay_separate_or_rejected",
-            c09_ids_stay_separate_or_rejected,
-        ),
-        trial(
-            "c10_huge_storage_survives_and_limit_fails_loudly",
-            c10_huge_storage_survives_and_limit_fails_loudly,
-        ),
-        trial("huge_response_is_rejected", huge_response_is_rejected),
-        trial(
-            "c13_reserved_methods_rejected",
-            c13_reserved_methods_rejected,
-        ),
+    named_trials![
+        hostile_ids_stay_separate_or_rejected,
+        huge_storage_survives_limit_fails_loudly,
+        huge_response_is_rejected,
+        reserved_methods_rejected,
     ]
 }
 
@@ -49,7 +40,7 @@ fn raw(port: u16, method: &str, path: &str, body: &str) -> (u16, String) {
     (status, body)
 }
 
-async fn c09_ids_stay_separate_or_rejected() {
+async fn hostile_ids_stay_separate_or_rejected() {
     let dir = tempfile::tempdir().unwrap();
     let config =
         test_config("[classes.a-b]\nbuiltin = \"counter\"\n[classes.a]\nbuiltin = \"counter\"\n");
@@ -133,7 +124,7 @@ async fn c09_ids_stay_separate_or_rejected() {
     }
 }
 
-async fn c10_huge_storage_survives_and_limit_fails_loudly() {
+async fn huge_storage_survives_limit_fails_loudly() {
     let dir = tempfile::tempdir().unwrap();
     let limits = "[limits]\nmax_request_bytes = 1024\nmax_storage_bytes = 12000000\n";
     let config = test_config(&format!("{limits}{}", faulty("f", &[], "")));
@@ -191,7 +182,7 @@ async fn huge_response_is_rejected() {
     assert_eq!(status, 200, "the object still serves");
 }
 
-async fn c13_reserved_methods_rejected() {
+async fn reserved_methods_rejected() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(&dir.path().join("data"), None).await;
     server

@@ -1,6 +1,6 @@
-//! Activations, deadlines and dead sandboxes: stale instances (C1), sandboxes killed behind
-//! the runtime's back (C2), stampedes (C4), long calls (C5), the idle clock (C6), handlers
-//! that never become healthy (C11) and restarts after SIGKILL (C12).
+//! Activations, deadlines and dead sandboxes: stale instances, sandboxes killed behind the
+//! runtime's back, stampedes, long calls, the idle clock, handlers that never become healthy
+//! and restarts after SIGKILL.
 
 use std::time::{Duration, Instant};
 
@@ -10,44 +10,23 @@ use torpor::model::{EventKind, Status};
 use torpor::runtime::RuntimeError;
 
 use crate::common::{Server, alive, eventually, test_config};
+use crate::named_trials;
 use crate::support::{call, count_events, faulty, handler_pids, key, next_event, ok, start};
-use crate::trial;
 
 pub fn trials() -> Vec<Trial> {
-    vec![
-        trial(
-            "c01_stale_instance_never_overwrites",
-            c01_stale_instance_never_overwrites,
-        ),
-        trial(
-            "c02_killed_sandbox_is_replaced",
-            c02_killed_sandbox_is_replaced,
-        ),
-        trial(
-            "c02_crash_mid_call_falls_back_to_checkpoint",
-            c02_crash_mid_call_falls_back_to_checkpoint,
-        ),
-        trial("c04_stampede_wakes_once", c04_stampede_wakes_once),
-        trial(
-            "c05_long_call_outlives_idle_timeout",
-            c05_long_call_outlives_idle_timeout,
-        ),
-        trial(
-            "c06_idle_clock_starts_at_last_call",
-            c06_idle_clock_starts_at_last_call,
-        ),
-        trial(
-            "c11_never_healthy_fails_within_wake_timeout",
-            c11_never_healthy_fails_within_wake_timeout,
-        ),
-        trial(
-            "c12_restart_after_kill_hibernates_active",
-            c12_restart_after_kill_hibernates_active,
-        ),
+    named_trials![
+        stale_instance_never_overwrites,
+        killed_sandbox_is_replaced,
+        crash_mid_call_falls_back_to_checkpoint,
+        stampede_wakes_once,
+        long_call_outlives_idle_timeout,
+        idle_clock_starts_at_last_call,
+        never_healthy_fails_within_wake_timeout,
+        restart_after_kill_hibernates_active,
     ]
 }
 
-async fn c01_stale_instance_never_overwrites() {
+async fn stale_instance_never_overwrites() {
     let dir = tempfile::tempdir().unwrap();
     let classes = faulty("slow", &[("FAULT_IGNORE_SIGTERM", "1")], "");
     let runtime = start(dir.path(), &classes).await;
@@ -91,7 +70,7 @@ async fn c01_stale_instance_never_overwrites() {
     runtime.shutdown().await;
 }
 
-async fn c02_killed_sandbox_is_replaced() {
+async fn killed_sandbox_is_replaced() {
     let dir = tempfile::tempdir().unwrap();
     let runtime = start(dir.path(), &faulty("f", &[], "")).await;
     let x = key("f", "x");
@@ -134,7 +113,7 @@ async fn c02_killed_sandbox_is_replaced() {
     runtime.shutdown().await;
 }
 
-async fn c02_crash_mid_call_falls_back_to_checkpoint() {
+async fn crash_mid_call_falls_back_to_checkpoint() {
     let dir = tempfile::tempdir().unwrap();
     let runtime = start(dir.path(), &faulty("f", &[], "")).await;
     let x = key("f", "x");
@@ -149,7 +128,7 @@ async fn c02_crash_mid_call_falls_back_to_checkpoint() {
     runtime.shutdown().await;
 }
 
-async fn c04_stampede_wakes_once() {
+async fn stampede_wakes_once() {
     let dir = tempfile::tempdir().unwrap();
     let runtime = start(
         dir.path(),
@@ -189,7 +168,7 @@ async fn c04_stampede_wakes_once() {
     runtime.shutdown().await;
 }
 
-async fn c05_long_call_outlives_idle_timeout() {
+async fn long_call_outlives_idle_timeout() {
     let dir = tempfile::tempdir().unwrap();
     let runtime = start(
         dir.path(),
@@ -220,7 +199,7 @@ async fn c05_long_call_outlives_idle_timeout() {
     runtime.shutdown().await;
 }
 
-async fn c06_idle_clock_starts_at_last_call() {
+async fn idle_clock_starts_at_last_call() {
     let dir = tempfile::tempdir().unwrap();
     let runtime = start(dir.path(), &faulty("f", &[], "idle_timeout = \"1s\"")).await;
     let x = key("f", "x");
@@ -245,7 +224,7 @@ async fn c06_idle_clock_starts_at_last_call() {
     runtime.shutdown().await;
 }
 
-async fn c11_never_healthy_fails_within_wake_timeout() {
+async fn never_healthy_fails_within_wake_timeout() {
     let dir = tempfile::tempdir().unwrap();
     let classes = faulty(
         "sick",
@@ -283,7 +262,7 @@ async fn c11_never_healthy_fails_within_wake_timeout() {
     runtime.shutdown().await;
 }
 
-async fn c12_restart_after_kill_hibernates_active() {
+async fn restart_after_kill_hibernates_active() {
     let dir = tempfile::tempdir().unwrap();
     let exe = std::env::current_exe().unwrap();
     // The handler leaves a grandchild in its process group, which outlives the handler's

@@ -31,6 +31,14 @@ fn main() {
     libtest_mimic::run(&arguments, trials).exit();
 }
 
+/// Lists async scenario functions as trials named after the functions.
+#[macro_export]
+macro_rules! named_trials {
+    ($($scenario:ident),* $(,)?) => {
+        vec![$($crate::trial(stringify!($scenario), $scenario)),*]
+    };
+}
+
 /// Wraps an async scenario as a trial that runs on its own tokio runtime.
 pub fn trial<F>(name: &'static str, scenario: fn() -> F) -> Trial
 where

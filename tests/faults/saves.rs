@@ -1,5 +1,5 @@
-//! Saving storage when the handler is slow or broken: a call during a slow save (C3),
-//! handlers that never answer (C7), and a wake whose storage cannot be handed back.
+//! Saving storage when the handler is slow or broken: a call during a slow save, handlers
+//! that never respond, and a wake whose storage cannot be handed back.
 
 use std::time::{Duration, Instant};
 
@@ -9,25 +9,19 @@ use torpor::model::{EventKind, Status};
 use torpor::runtime::RuntimeError;
 
 use crate::common::alive;
+use crate::named_trials;
 use crate::support::{call, count_events, faulty, key, next_event, ok, start};
-use crate::trial;
 
 pub fn trials() -> Vec<Trial> {
-    vec![
-        trial("c03_call_waits_for_slow_save", c03_call_waits_for_slow_save),
-        trial("c07_hung_call_times_out", c07_hung_call_times_out),
-        trial(
-            "c07_hung_save_keeps_sandbox_and_retries",
-            c07_hung_save_keeps_sandbox_and_retries,
-        ),
-        trial(
-            "wake_push_failure_keeps_saved_storage",
-            wake_push_failure_keeps_saved_storage,
-        ),
+    named_trials![
+        call_waits_for_slow_save,
+        hung_call_times_out,
+        hung_save_keeps_sandbox_and_retries,
+        wake_push_failure_keeps_saved_storage,
     ]
 }
 
-async fn c03_call_waits_for_slow_save() {
+async fn call_waits_for_slow_save() {
     let dir = tempfile::tempdir().unwrap();
     let runtime = start(
         dir.path(),
@@ -75,7 +69,7 @@ async fn c03_call_waits_for_slow_save() {
     runtime.shutdown().await;
 }
 
-async fn c07_hung_call_times_out() {
+async fn hung_call_times_out() {
     let dir = tempfile::tempdir().unwrap();
     let runtime = start(dir.path(), &faulty("f", &[], "call_timeout = \"500ms\"")).await;
     let stuck = key("f", "stuck");
@@ -110,7 +104,7 @@ async fn c07_hung_call_times_out() {
     runtime.shutdown().await;
 }
 
-async fn c07_hung_save_keeps_sandbox_and_retries() {
+async fn hung_save_keeps_sandbox_and_retries() {
     let dir = tempfile::tempdir().unwrap();
     let settings = "storage_read_timeout = \"300ms\"\nhibernate_retry = \"200ms\"\nhibernate_retry_max = \"400ms\"";
     let runtime = start(dir.path(), &faulty("f", &[], settings)).await;

@@ -16,11 +16,11 @@ pub enum Field {
     Body,
 }
 
-/// What the dialog shows under its fields.
+/// The text under the dialog's fields.
 #[derive(Debug, Clone, PartialEq)]
 pub enum CallState {
     None,
-    /// The input was not sent; the message says why.
+    /// The input was not sent, for the reason in the message.
     Invalid(String),
     Pending,
     Answered {

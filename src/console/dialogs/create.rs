@@ -12,7 +12,7 @@ pub struct CreateDialog {
     pub classes: Vec<String>,
     pub class_index: usize,
     pub id: Input,
-    /// Why the last Enter was not accepted.
+    /// The reason the last Enter was not accepted.
     pub error: Option<String>,
 }
 

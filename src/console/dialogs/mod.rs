@@ -10,16 +10,16 @@ use crossterm::event::KeyEvent;
 
 use super::app::Action;
 
-/// What a key press did to a dialog.
+/// The effect of a key press on a dialog.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
     /// The dialog stays open.
     Stay,
     /// The dialog closes without doing anything.
     Close,
-    /// The dialog asks for `Action` and stays open to show its result.
+    /// The dialog requests `Action` and stays open to show its result.
     Run(Action),
-    /// The dialog asks for `Action` and closes.
+    /// The dialog requests `Action` and closes.
     RunAndClose(Action),
 }
 

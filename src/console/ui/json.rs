@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use super::theme::Theme;
 
-/// Longest scalar shown, in characters; longer ones end with their full size.
+/// Maximum characters of a scalar shown; a longer one ends with its full size.
 const MAX_SCALAR_CHARS: usize = 500;
 
 /// Appends up to `limit` lines of `value` as pretty JSON, one line per scalar.

@@ -38,7 +38,7 @@ pub const FOOTER_KEYS: &[(&str, &str)] = &[
 /// Keys that still work with `--read-only`.
 const READ_ONLY_KEYS: &[&str] = &["/", "s", "Tab", "?", "q"];
 
-/// Where each panel sits on a screen of a given size.
+/// The position of each panel on a screen of a given size.
 #[derive(Debug, Clone, Copy)]
 pub struct Areas {
     pub header: Rect,
@@ -166,7 +166,7 @@ pub fn bytes(n: u64) -> String {
     }
 }
 
-/// A rectangle of `width` × `height` cells centred in `area`, clipped to it.
+/// Returns a rectangle of `width` × `height` cells centred in `area`, clipped to it.
 pub fn centered(area: Rect, width: u16, height: u16) -> Rect {
     let width = width.min(area.width);
     let height = height.min(area.height);

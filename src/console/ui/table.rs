@@ -76,7 +76,7 @@ fn visible_columns(width: u16) -> impl Iterator<Item = &'static Column> {
         .map(|(_, c)| c)
 }
 
-/// The cells of each visible column inside the table's border, after the highlight column.
+/// Lays out the visible columns inside the table's border, after the highlight column.
 fn column_areas(area: Rect) -> Vec<(&'static Column, Rect)> {
     let inner = Block::default().borders(Borders::ALL).inner(area);
     let highlight = HIGHLIGHT.chars().count() as u16;
@@ -93,7 +93,7 @@ fn column_areas(area: Rect) -> Vec<(&'static Column, Rect)> {
     columns.into_iter().zip(rects.iter().copied()).collect()
 }
 
-/// The sort column under screen column `x`, for clicks on the titles.
+/// Returns the sort column under screen column `x`, for clicks on the titles.
 pub fn column_at(area: Rect, x: u16) -> Option<SortColumn> {
     column_areas(area)
         .into_iter()
