@@ -123,7 +123,7 @@ fn raw_post(port: u16, path: &str) -> String {
     let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
     write!(
         stream,
-        "POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        "POST {path} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n", common::TOKEN
     )
     .unwrap();
     let mut answer = String::new();
@@ -210,9 +210,9 @@ async fn listing_filters_and_pages() {
     let (status, body) = server.get("/v1/objects?status=sleeping").await;
     assert_eq!(status, 400);
     assert!(body.to_string().contains("sleeping"));
-    let (_, health) = server.get("/v1/health").await;
-    assert_eq!(health["objects"]["active"], 5);
-    assert_eq!(health["objects"]["hibernated"], 1);
+    let (_, stats) = server.get("/v1/stats").await;
+    assert_eq!(stats["objects"]["active"], 5);
+    assert_eq!(stats["objects"]["hibernated"], 1);
     let (_, classes) = server.get("/v1/classes").await;
     assert_eq!(classes[0]["name"], "counter");
     assert_eq!(classes[0]["handler"], "builtin:counter");
@@ -298,7 +298,7 @@ async fn idle_timeout_change_hibernates_on_time() {
 async fn event_stream_reports_wake_call_and_hibernation() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(&dir.path().join("data"), None).await;
-    let client = torpor::api::Client::new(&server.url("")).unwrap();
+    let client = torpor::api::Client::new(&server.url(""), Some(common::TOKEN)).unwrap();
     let events = client.events(None).await.unwrap();
     let mut events = std::pin::pin!(events);
     server.call("counter", "seen", "increment", "").await;
@@ -362,6 +362,7 @@ async fn cli_subcommands_talk_to_server() {
         std::process::Command::new(common::bin())
             .args(args)
             .env("TORPOR_SERVER", server.url(""))
+            .env("TORPOR_TOKEN", common::TOKEN)
             .output()
             .unwrap()
     };

@@ -224,7 +224,11 @@ async fn remote_console_creates_changes_deletes() {
 
     let tmux = Tmux::start(
         "remote",
-        &console_command(&format!("--connect {}", server.url(""))),
+        &console_command(&format!(
+            "--token {} --connect {}",
+            common::TOKEN,
+            server.url("")
+        )),
     );
     tmux.wait_for("seed");
     tmux.send(&["n"]);
@@ -276,7 +280,11 @@ async fn read_only_console_changes_nothing() {
     server.call("counter", "watched", "increment", "").await;
     let tmux = Tmux::start(
         "read-only",
-        &console_command(&format!("--read-only --connect {}", server.url(""))),
+        &console_command(&format!(
+            "--token {} --read-only --connect {}",
+            common::TOKEN,
+            server.url("")
+        )),
     );
     tmux.wait_for("watched");
     tmux.wait_for("read-only");

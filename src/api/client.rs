@@ -1,6 +1,7 @@
 //! A client for the torpor API, used by the command-line subcommands and the console's
 //! remote mode.
 
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -54,8 +55,9 @@ pub struct Client {
 }
 
 impl Client {
-    /// `base` is the server's address, e.g. `http://127.0.0.1:7070`.
-    pub fn new(base: &str) -> anyhow::Result<Self> {
+    /// `base` is the server's address, e.g. `http://127.0.0.1:7070`; `token` is sent as a
+    /// bearer token with every request.
+    pub fn new(base: &str, token: Option<&str>) -> anyhow::Result<Self> {
         let base =
             Url::parse(base).map_err(|e| anyhow::anyhow!("invalid server URL {base:?}: {e}"))?;
         if base.scheme() != "http" {
@@ -64,10 +66,45 @@ impl Client {
                 base.as_str()
             );
         }
+        let mut headers = reqwest::header::HeaderMap::new();
+        if let Some(token) = token {
+            let mut value = reqwest::header::HeaderValue::from_str(&format!("Bearer {token}"))
+                .map_err(|_| {
+                    anyhow::anyhow!("the API token contains characters a header cannot carry")
+                })?;
+            value.set_sensitive(true);
+            headers.insert(reqwest::header::AUTHORIZATION, value);
+        }
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
+            .default_headers(headers)
             .build()?;
         Ok(Self { base, http })
+    }
+
+    /// Finds the token to use: the one given, else, for a server on this machine, the one it
+    /// generated in the data directory (`--data-dir`, `TORPOR_DATA_DIR` or the default).
+    pub fn token_for(base: &str, given: Option<String>, data_dir: Option<&Path>) -> Option<String> {
+        if given.is_some() {
+            return given;
+        }
+        let url = Url::parse(base).ok()?;
+        let loopback = match url.host()? {
+            url::Host::Domain(name) => name == "localhost",
+            url::Host::Ipv4(ip) => ip.is_loopback(),
+            url::Host::Ipv6(ip) => ip.is_loopback(),
+        };
+        if !loopback {
+            return None;
+        }
+        let dir = match data_dir {
+            Some(dir) => dir.to_path_buf(),
+            None => std::env::var_os("TORPOR_DATA_DIR")
+                .map(PathBuf::from)
+                .or_else(|| dirs::data_dir().map(|d| d.join("torpor")))?,
+        };
+        let text = std::fs::read_to_string(dir.join(super::auth::TOKEN_FILE)).ok()?;
+        Some(text.trim().to_owned())
     }
 
     pub fn base(&self) -> &str {

@@ -2,12 +2,15 @@
 //! subcommands and the console's remote mode use (reqwest). Both speak the JSON types in
 //! [`types`].
 
+pub mod auth;
 pub mod client;
 mod error;
+mod listen;
+mod params;
 mod routes;
 pub mod server;
 mod sse;
 pub mod types;
 
 pub use client::Client;
-pub use server::{ServeOptions, router, serve};
+pub use server::{AppState, ServeOptions, bind, router, serve};

@@ -1,24 +1,28 @@
 //! Route handlers. Each validates its input into domain types first, so the runtime only
-//! ever sees well-formed names and sizes.
+//! ever sees well-formed names and sizes, and every rejection names the value.
 
 use std::time::Duration;
 
 use axum::Json;
 use axum::body::{Body, Bytes};
-use axum::extract::rejection::{BytesRejection, JsonRejection, PathRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use axum::extract::rejection::{BytesRejection, PathRejection};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
+use serde_json::Value;
 
 use super::error::ApiError;
+use super::params::{Params, body_too_large};
 use super::server::AppState;
-use super::types::{ClassInfo, Health, IdleTimeoutBody, ObjectPage};
-use crate::model::{MethodName, ObjectKey, ObjectRecord, Status};
+use super::types::{ClassInfo, Health, ObjectPage, Stats};
+use crate::model::{ClassName, MethodName, ObjectKey, ObjectRecord, Status};
 use crate::runtime::CallRequest;
 use crate::store::ListQuery;
 
 type ApiResult<T> = Result<T, ApiError>;
+
+/// The most of a sandbox log one request returns.
+const MAX_LOG_BYTES: u64 = 1024 * 1024;
 
 fn path_error(rejection: PathRejection) -> ApiError {
     ApiError::bad_request("invalid_path", format!("invalid path: {rejection}"))
@@ -29,7 +33,32 @@ fn object_key(path: Result<Path<(String, String)>, PathRejection>) -> ApiResult<
     Ok(ObjectKey::parse(&class, &id)?)
 }
 
-pub async fn health(State(state): State<AppState>) -> ApiResult<Json<Health>> {
+/// Reads a body the extractor already bounded, turning its rejection into 413 or 400.
+fn body(
+    body: Result<Bytes, BytesRejection>,
+    headers: &HeaderMap,
+    limit: usize,
+) -> ApiResult<Bytes> {
+    body.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            body_too_large(headers, limit)
+        } else {
+            ApiError::bad_request(
+                "invalid_body",
+                format!("cannot read the request body: {rejection}"),
+            )
+        }
+    })
+}
+
+pub async fn health() -> Json<Health> {
+    Json(Health {
+        status: "ok".into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+    })
+}
+
+pub async fn stats(State(state): State<AppState>) -> ApiResult<Json<Stats>> {
     let counts = state.runtime.count_by_status().await?;
     let objects = Status::ALL
         .into_iter()
@@ -40,11 +69,7 @@ pub async fn health(State(state): State<AppState>) -> ApiResult<Json<Health>> {
             )
         })
         .collect();
-    Ok(Json(Health {
-        status: "ok".into(),
-        version: env!("CARGO_PKG_VERSION").into(),
-        objects,
-    }))
+    Ok(Json(Stats { objects }))
 }
 
 pub async fn classes(State(state): State<AppState>) -> Json<Vec<ClassInfo>> {
@@ -59,23 +84,14 @@ pub async fn classes(State(state): State<AppState>) -> Json<Vec<ClassInfo>> {
     )
 }
 
-#[derive(Debug, Deserialize)]
-pub struct ListParams {
-    class: Option<String>,
-    status: Option<String>,
-    limit: Option<usize>,
-    after: Option<String>,
-}
-
 pub async fn list(
     State(state): State<AppState>,
-    params: Result<Query<ListParams>, QueryRejection>,
+    RawQuery(query): RawQuery,
 ) -> ApiResult<Json<ObjectPage>> {
-    let Query(params) = params
-        .map_err(|e| ApiError::bad_request("invalid_query", format!("invalid query: {e}")))?;
+    let params = Params::parse(query.as_deref(), &["class", "status", "limit", "after"])?;
     let max = state.runtime.config().limits.max_page_size;
-    let limit = params.limit.unwrap_or(max.min(100));
-    if limit == 0 || limit > max {
+    let limit = params.number("limit")?.unwrap_or(max.min(100) as u64);
+    if limit == 0 || limit > max as u64 {
         return Err(ApiError::bad_request(
             "invalid_limit",
             format!(
@@ -83,10 +99,8 @@ pub async fn list(
             ),
         ));
     }
-    if let Some(class) = &params.class {
-        crate::model::ClassName::parse(class)?;
-    }
-    let status = match params.status.as_deref() {
+    let class = params.text("class").map(ClassName::parse).transpose()?;
+    let status = match params.text("status") {
         Some(status) => Some(
             status
                 .parse::<Status>()
@@ -94,7 +108,7 @@ pub async fn list(
         ),
         None => None,
     };
-    let after = match params.after.as_deref() {
+    let after = match params.text("after") {
         Some(after) => {
             let (class, id) = after.split_once('/').ok_or_else(|| {
                 ApiError::bad_request(
@@ -107,10 +121,10 @@ pub async fn list(
         None => None,
     };
     let query = ListQuery {
-        class: params.class,
+        class: class.map(|c| c.to_string()),
         status,
         after,
-        limit,
+        limit: limit as usize,
     };
     let listing = state.runtime.list(&query).await?;
     Ok(Json(ObjectPage {
@@ -136,21 +150,14 @@ pub async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Debug, Deserialize)]
-pub struct HibernateParams {
-    #[serde(default)]
-    force: bool,
-}
-
 pub async fn hibernate(
     State(state): State<AppState>,
     path: Result<Path<(String, String)>, PathRejection>,
-    params: Result<Query<HibernateParams>, QueryRejection>,
+    RawQuery(query): RawQuery,
 ) -> ApiResult<Json<ObjectRecord>> {
     let key = object_key(path)?;
-    let Query(params) = params
-        .map_err(|e| ApiError::bad_request("invalid_query", format!("invalid query: {e}")))?;
-    Ok(Json(state.runtime.hibernate(&key, params.force).await?))
+    let force = Params::parse(query.as_deref(), &["force"])?.flag("force")?;
+    Ok(Json(state.runtime.hibernate(&key, force).await?))
 }
 
 pub async fn wake(
@@ -161,42 +168,65 @@ pub async fn wake(
     Ok(Json(state.runtime.wake(&key).await?))
 }
 
+/// `{"idle_timeout_ms": N}` sets the object's own timeout; `{"idle_timeout_ms": null}` returns
+/// it to its class's. The key is required and no other key is taken.
 pub async fn set_idle_timeout(
     State(state): State<AppState>,
     path: Result<Path<(String, String)>, PathRejection>,
-    body: Result<Json<IdleTimeoutBody>, JsonRejection>,
+    headers: HeaderMap,
+    raw: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Json<ObjectRecord>> {
     let key = object_key(path)?;
-    let Json(body) =
-        body.map_err(|e| ApiError::bad_request("invalid_body", format!("invalid body: {e}")))?;
-    let timeout = body.idle_timeout_ms.map(Duration::from_millis);
+    let raw = body(
+        raw,
+        &headers,
+        state.runtime.config().limits.max_request_bytes,
+    )?;
+    let invalid = |message: String| ApiError::bad_request("invalid_body", message);
+    let value: Value =
+        serde_json::from_slice(&raw).map_err(|e| invalid(format!("body is not JSON: {e}")))?;
+    let Value::Object(fields) = value else {
+        return Err(invalid(format!(
+            "body must be {{\"idle_timeout_ms\": N or null}}, got {value}"
+        )));
+    };
+    if let Some(other) = fields.keys().find(|k| *k != "idle_timeout_ms") {
+        return Err(invalid(format!(
+            "unknown field {other:?}; the body takes only \"idle_timeout_ms\""
+        )));
+    }
+    let timeout = match fields.get("idle_timeout_ms") {
+        None => {
+            return Err(invalid(
+                "missing field \"idle_timeout_ms\" (a number of milliseconds, or null)".into(),
+            ));
+        }
+        Some(Value::Null) => None,
+        Some(value) => Some(Duration::from_millis(value.as_u64().ok_or_else(|| {
+            invalid(format!(
+                "idle_timeout_ms {value} is not a whole number of milliseconds or null"
+            ))
+        })?)),
+    };
     Ok(Json(state.runtime.set_idle_timeout(&key, timeout).await?))
 }
-
-#[derive(Debug, Deserialize)]
-pub struct LogParams {
-    bytes: Option<usize>,
-}
-
-/// The most of a sandbox log one request returns.
-const MAX_LOG_BYTES: usize = 1024 * 1024;
 
 pub async fn logs(
     State(state): State<AppState>,
     path: Result<Path<(String, String)>, PathRejection>,
-    params: Result<Query<LogParams>, QueryRejection>,
+    RawQuery(query): RawQuery,
 ) -> ApiResult<Response> {
     let key = object_key(path)?;
-    let Query(params) = params
-        .map_err(|e| ApiError::bad_request("invalid_query", format!("invalid query: {e}")))?;
-    let bytes = params.bytes.unwrap_or(16 * 1024);
+    let bytes = Params::parse(query.as_deref(), &["bytes"])?
+        .number("bytes")?
+        .unwrap_or(16 * 1024);
     if bytes > MAX_LOG_BYTES {
         return Err(ApiError::bad_request(
             "invalid_bytes",
             format!("bytes {bytes} is over the limit of {MAX_LOG_BYTES}"),
         ));
     }
-    let text = state.runtime.logs(&key, bytes).await?;
+    let text = state.runtime.logs(&key, bytes as usize).await?;
     Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response())
 }
 
@@ -204,32 +234,21 @@ pub async fn call(
     State(state): State<AppState>,
     path: Result<Path<(String, String, String)>, PathRejection>,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    raw: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Response> {
     let Path((class, id, method)) = path.map_err(path_error)?;
     let key = ObjectKey::parse(&class, &id)?;
     let method = MethodName::parse(&method)?;
-    let limit = state.runtime.config().limits.max_request_bytes;
-    let body = body.map_err(|rejection| {
-        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            let size = headers
-                .get(header::CONTENT_LENGTH)
-                .and_then(|v| v.to_str().ok())
-                .map(|len| format!("of {len} bytes "))
-                .unwrap_or_default();
-            ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "body_too_large",
-                format!("request body {size}is over the limit of {limit} bytes (limits.max_request_bytes)"),
-            )
-        } else {
-            ApiError::bad_request("invalid_body", format!("cannot read the request body: {rejection}"))
-        }
-    })?;
+    let body = body(
+        raw,
+        &headers,
+        state.runtime.config().limits.max_request_bytes,
+    )?;
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
+    let method_name = method.to_string();
     let reply = state
         .runtime
         .call(
@@ -241,6 +260,19 @@ pub async fn call(
             },
         )
         .await?;
+    // A final 1xx would leave the client's connection in a protocol state the call never
+    // asked for, and HTTP defines no status above 599.
+    if !(200..=599).contains(&reply.status) {
+        return Err(ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            "invalid_handler_status",
+            format!(
+                "the handler of {key} answered {method_name} with HTTP status {}, which a call \
+                 cannot return; handlers must answer 200 to 599",
+                reply.status
+            ),
+        ));
+    }
     let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::BAD_GATEWAY);
     let mut response = Response::builder()
         .status(status)

@@ -2,14 +2,20 @@
 //! that hands over to the runtime's graceful shutdown.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use anyhow::Context;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
+use axum::middleware;
 use axum::routing::{get, post, put};
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
+use tower_http::timeout::RequestBodyTimeoutLayer;
 
-use super::{routes, sse};
+use super::auth::{self, AuthRequest, Tokens};
+use super::{listen, routes, sse};
 use crate::runtime::Runtime;
 
 #[derive(Clone)]
@@ -17,17 +23,36 @@ pub struct AppState {
     pub runtime: Runtime,
     /// Cancelled at shutdown, which ends every event stream so the server can stop.
     pub stopping: CancellationToken,
+    /// `None` when authentication is off.
+    pub tokens: Option<Arc<Tokens>>,
+    /// One permit per open event stream, up to `limits.max_event_subscribers`.
+    pub subscribers: Arc<Semaphore>,
 }
 
-#[derive(Debug, Clone)]
+impl AppState {
+    pub fn new(runtime: Runtime, tokens: Option<Arc<Tokens>>) -> Self {
+        let subscribers = Arc::new(Semaphore::new(
+            runtime.config().limits.max_event_subscribers,
+        ));
+        Self {
+            runtime,
+            stopping: CancellationToken::new(),
+            tokens,
+            subscribers,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default)]
 pub struct ServeOptions {
-    pub listen: SocketAddr,
+    pub auth: AuthRequest,
 }
 
 pub fn router(state: AppState) -> Router {
     let body_limit = state.runtime.config().limits.max_request_bytes;
     Router::new()
         .route("/v1/health", get(routes::health))
+        .route("/v1/stats", get(routes::stats))
         .route("/v1/classes", get(routes::classes))
         .route("/v1/events", get(sse::events))
         .route("/v1/objects", get(routes::list))
@@ -49,31 +74,49 @@ pub fn router(state: AppState) -> Router {
         .fallback(routes::not_found)
         .method_not_allowed_fallback(routes::method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::check_length,
+        ))
+        .layer(middleware::from_fn_with_state(state.clone(), auth::require))
         .with_state(state)
 }
 
-/// Serves the API until SIGTERM or SIGINT, then shuts the runtime down gracefully.
-pub async fn serve(runtime: Runtime, options: ServeOptions) -> anyhow::Result<()> {
-    let listener = tokio::net::TcpListener::bind(options.listen)
+/// Binds the API's address; done before the runtime starts, so a busy port fails fast.
+pub async fn bind(address: SocketAddr) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(address)
         .await
-        .with_context(|| format!("cannot listen on {}", options.listen))?;
+        .with_context(|| format!("cannot listen on {address}"))
+}
+
+/// Serves the API until SIGTERM or SIGINT, then shuts the runtime down gracefully.
+pub async fn serve(
+    runtime: Runtime,
+    listener: TcpListener,
+    options: ServeOptions,
+) -> anyhow::Result<()> {
     let address = listener.local_addr()?;
+    let auth = auth::resolve(options.auth, address, runtime.data_dir())?;
     tracing::info!(%address, data_dir = %runtime.data_dir().display(), "serving the torpor API");
     eprintln!(
-        "torpor: serving on http://{address} (data directory {})",
-        runtime.data_dir().display()
+        "torpor: serving on http://{address} (data directory {}); {}",
+        runtime.data_dir().display(),
+        auth.notice
     );
+    for warning in runtime.isolation_warnings() {
+        eprintln!("torpor: warning: sandbox isolation: {warning}");
+    }
 
-    let stopping = CancellationToken::new();
-    let app = router(AppState {
-        runtime: runtime.clone(),
-        stopping: stopping.clone(),
-    });
-    let server = axum::serve(listener, app).with_graceful_shutdown({
-        let stopping = stopping.clone();
-        async move { stopping.cancelled().await }
-    });
-    let server = tokio::spawn(async move { server.await });
+    let max_connections = runtime.config().limits.max_connections;
+    let state = AppState::new(runtime.clone(), auth.tokens);
+    let stopping = state.stopping.clone();
+    let app = router(state).layer(RequestBodyTimeoutLayer::new(listen::BODY_READ_TIMEOUT));
+    let server = tokio::spawn(listen::accept_loop(
+        listener,
+        app,
+        stopping.clone(),
+        max_connections,
+    ));
 
     let signal = stop_signal().await;
     tracing::info!(signal, "shutting down");

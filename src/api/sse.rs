@@ -9,21 +9,20 @@
 use std::convert::Infallible;
 use std::time::Duration;
 
-use axum::extract::{Query, State};
+use std::sync::Arc;
+
+use axum::extract::{RawQuery, State};
 use axum::http::HeaderMap;
+use axum::http::StatusCode;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use futures::{Stream, StreamExt, stream};
-use serde::Deserialize;
 use tokio_stream::wrappers::BroadcastStream;
 use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 
+use super::error::ApiError;
+use super::params::Params;
 use super::server::AppState;
 use crate::model::Event;
-
-#[derive(Debug, Deserialize)]
-pub struct EventParams {
-    since: Option<String>,
-}
 
 fn to_sse(epoch: u64, event: &Event) -> SseEvent {
     SseEvent::default()
@@ -40,10 +39,19 @@ fn to_sse(epoch: u64, event: &Event) -> SseEvent {
 pub async fn events(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Query(params): Query<EventParams>,
-) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
+    RawQuery(query): RawQuery,
+) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
+    let limit = state.runtime.config().limits.max_event_subscribers;
+    let permit = Arc::clone(&state.subscribers).try_acquire_owned().map_err(|_| {
+        ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_subscribers",
+            format!("{limit} event streams are open, the limit (limits.max_event_subscribers); try again later"),
+        )
+    })?;
     let epoch = state.runtime.event_epoch();
-    let position = params.since.or_else(|| {
+    let params = Params::parse(query.as_deref(), &["since"])?;
+    let position = params.text("since").map(str::to_owned).or_else(|| {
         headers
             .get("last-event-id")
             .and_then(|v| v.to_str().ok())
@@ -70,7 +78,12 @@ pub async fn events(
     let stream = history
         .chain(live)
         .take_until(async move { stopping.cancelled().await });
-    Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+    // The permit lives as long as the stream, so a closed stream frees its place.
+    let stream = stream.map(move |item| {
+        let _held = &permit;
+        item
+    });
+    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
 }
 
 /// The sequence number to resume after, if `position` belongs to this epoch. A bare number

@@ -18,10 +18,10 @@ pub struct ClassInfo {
     pub storage_write_timeout_ms: u64,
     pub hibernate_retry_ms: u64,
     pub hibernate_retry_max_ms: u64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub memory_mb: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub vcpus: Option<f64>,
+    pub memory_mb: u64,
+    pub vcpus: f64,
+    pub max_processes: u64,
+    pub network: bool,
 }
 
 impl From<&ClassConfig> for ClassInfo {
@@ -41,15 +41,22 @@ impl From<&ClassConfig> for ClassInfo {
             hibernate_retry_max_ms: class.hibernate_retry_max.as_millis() as u64,
             memory_mb: class.memory_mb,
             vcpus: class.vcpus,
+            max_processes: class.max_processes,
+            network: class.network,
         }
     }
 }
 
-/// `GET /v1/health`.
+/// `GET /v1/health`, which needs no token.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Health {
     pub status: String,
     pub version: String,
+}
+
+/// `GET /v1/stats`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Stats {
     /// Objects per status.
     pub objects: std::collections::BTreeMap<String, u64>,
 }

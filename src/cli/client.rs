@@ -7,7 +7,6 @@ use std::process::ExitCode;
 use bytes::Bytes;
 
 use super::Command;
-use crate::api::Client;
 use crate::model::{ObjectKey, ObjectRecord};
 
 pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
@@ -19,7 +18,7 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
             body,
             server,
         } => {
-            let client = Client::new(&server.server)?;
+            let client = server.client()?;
             let key = ObjectKey::parse(&class, &id)?;
             let body = match body {
                 Some(text) => {
@@ -47,7 +46,7 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
             json,
             server,
         } => {
-            let client = Client::new(&server.server)?;
+            let client = server.client()?;
             let mut objects = Vec::new();
             let mut after = None;
             loop {
@@ -68,7 +67,8 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Show { class, id, server } => {
-            let record = Client::new(&server.server)?
+            let record = server
+                .client()?
                 .show(&ObjectKey::parse(&class, &id)?)
                 .await?;
             println!("{}", serde_json::to_string_pretty(&record)?);
@@ -80,14 +80,16 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
             force,
             server,
         } => {
-            let record = Client::new(&server.server)?
+            let record = server
+                .client()?
                 .hibernate(&ObjectKey::parse(&class, &id)?, force)
                 .await?;
             println!("{}/{} {}", record.class, record.id, record.status);
             Ok(ExitCode::SUCCESS)
         }
         Command::Wake { class, id, server } => {
-            let record = Client::new(&server.server)?
+            let record = server
+                .client()?
                 .wake(&ObjectKey::parse(&class, &id)?)
                 .await?;
             println!("{}/{} {}", record.class, record.id, record.status);
@@ -95,19 +97,20 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
         }
         Command::Delete { class, id, server } => {
             let key = ObjectKey::parse(&class, &id)?;
-            Client::new(&server.server)?.delete(&key).await?;
+            server.client()?.delete(&key).await?;
             println!("{key} deleted");
             Ok(ExitCode::SUCCESS)
         }
         Command::Logs { class, id, server } => {
-            let text = Client::new(&server.server)?
+            let text = server
+                .client()?
                 .logs(&ObjectKey::parse(&class, &id)?, 64 * 1024)
                 .await?;
             print!("{text}");
             Ok(ExitCode::SUCCESS)
         }
-        Command::ObjectHost { .. } => {
-            unreachable!("object-host is handled before the async runtime starts")
+        Command::ObjectHost { .. } | Command::SandboxInit { .. } | Command::SandboxProbe => {
+            unreachable!("handled before the async runtime starts")
         }
     }
 }

@@ -49,6 +49,29 @@ pub struct Args {
     #[arg(long, value_name = "URL")]
     pub connect: Option<String>,
 
+    /// API token: the full token to require with --serve, or to send with --connect.
+    #[arg(
+        long,
+        env = "TORPOR_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
+    pub token: Option<String>,
+
+    /// With --serve: a second token that may only read (list, show, logs, events).
+    #[arg(
+        long,
+        env = "TORPOR_READ_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true,
+        requires = "serve"
+    )]
+    pub read_token: Option<String>,
+
+    /// With --serve on a loopback address: serve the API without authentication.
+    #[arg(long, requires = "serve")]
+    pub no_auth: bool,
+
     /// Console only: show everything, but turn off every action that changes an object.
     #[arg(long, conflicts_with = "serve")]
     pub read_only: bool,
@@ -123,9 +146,15 @@ pub enum Command {
         #[command(flatten)]
         server: ServerArg,
     },
-    /// Serve a built-in class as a handler (run by the process driver).
+    /// Serve a built-in class as a handler, outside any sandbox.
     #[command(hide = true)]
     ObjectHost { name: String },
+    /// Set up a sandbox and run its handler (run by the process driver).
+    #[command(hide = true)]
+    SandboxInit { spec: String },
+    /// Exit 0 if this host lets sandboxes have their own namespaces.
+    #[command(hide = true)]
+    SandboxProbe,
 }
 
 #[derive(Debug, clap::Args)]
@@ -133,13 +162,40 @@ pub struct ServerArg {
     /// The torpor server to talk to.
     #[arg(long, env = "TORPOR_SERVER", value_name = "URL", default_value = DEFAULT_SERVER)]
     pub server: String,
+
+    /// API token [default: for a server on this machine, the one it wrote to DATA_DIR/api-token].
+    #[arg(
+        long,
+        env = "TORPOR_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
+    pub token: Option<String>,
+}
+
+impl ServerArg {
+    pub fn client(&self) -> anyhow::Result<crate::api::Client> {
+        let token = crate::api::Client::token_for(&self.server, self.token.clone(), None);
+        crate::api::Client::new(&self.server, token.as_deref())
+    }
 }
 
 /// Runs what the arguments ask for and returns the process's exit code.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    if let Some(Command::ObjectHost { name }) = &args.command {
-        crate::host::serve(name)?;
-        return Ok(ExitCode::SUCCESS);
+    match &args.command {
+        Some(Command::ObjectHost { name }) => {
+            crate::host::serve(name)?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        Some(Command::SandboxInit { spec }) => {
+            crate::sandbox::isolation::init::run(spec)?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        Some(Command::SandboxProbe) => {
+            crate::sandbox::isolation::probe_in_child()?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        _ => {}
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -152,21 +208,28 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             }
             None if args.serve => {
                 crate::logging::to_stderr("info");
+                let listener = crate::api::bind(args.listen).await?;
                 let runtime = start_runtime(&args).await?;
-                crate::api::serve(
-                    runtime,
-                    crate::api::ServeOptions {
-                        listen: args.listen,
-                    },
-                )
-                .await?;
+                let auth = crate::api::auth::AuthRequest {
+                    token: args.token.clone(),
+                    read_token: args.read_token.clone(),
+                    no_auth: args.no_auth,
+                };
+                crate::api::serve(runtime, listener, crate::api::ServeOptions { auth }).await?;
                 Ok(ExitCode::SUCCESS)
             }
             None => {
                 let data_dir = data_dir(&args)?;
                 crate::logging::to_file(&data_dir)?;
                 let source = match &args.connect {
-                    Some(url) => crate::console::Source::remote(url)?,
+                    Some(url) => {
+                        let token = crate::api::Client::token_for(
+                            url,
+                            args.token.clone(),
+                            args.data_dir.as_deref(),
+                        );
+                        crate::console::Source::remote(url, token.as_deref())?
+                    }
                     None => crate::console::Source::Embedded(start_runtime(&args).await?),
                 };
                 crate::console::run(source, args.read_only).await?;

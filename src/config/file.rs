@@ -14,6 +14,8 @@ pub struct ConfigFile {
     #[serde(default)]
     pub limits: LimitsSection,
     #[serde(default)]
+    pub sandbox: SandboxSection,
+    #[serde(default)]
     pub defaults: ClassSettings,
     #[serde(default)]
     pub classes: BTreeMap<String, ClassSection>,
@@ -31,12 +33,25 @@ pub struct RuntimeSection {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
+pub struct SandboxSection {
+    pub user: Option<String>,
+    pub uid_base: Option<u32>,
+    pub namespaces: Option<bool>,
+    pub landlock: Option<bool>,
+    pub cgroups: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct LimitsSection {
     pub max_request_bytes: Option<u64>,
     pub max_response_bytes: Option<u64>,
     pub max_storage_bytes: Option<u64>,
     pub max_page_size: Option<u64>,
     pub max_queued_calls: Option<u64>,
+    pub max_event_subscribers: Option<u64>,
+    pub max_active_objects: Option<u64>,
+    pub max_connections: Option<u64>,
 }
 
 /// Settings a class may set, and `[defaults]` may set for every class.
@@ -59,6 +74,8 @@ pub struct ClassSettings {
     pub hibernate_retry_max: Option<Duration>,
     pub memory_mb: Option<u64>,
     pub vcpus: Option<f64>,
+    pub max_processes: Option<u64>,
+    pub network: Option<bool>,
 }
 
 /// One `[classes.NAME]` table. The settings are repeated from [`ClassSettings`] rather than
@@ -87,9 +104,19 @@ pub struct ClassSection {
     pub hibernate_retry_max: Option<Duration>,
     pub memory_mb: Option<u64>,
     pub vcpus: Option<f64>,
+    pub max_processes: Option<u64>,
+    pub network: Option<bool>,
 }
 
 impl ClassSection {
+    /// A class that takes every setting from `[defaults]`, for checking the defaults alone.
+    pub fn default_builtin() -> ClassSection {
+        ClassSection {
+            builtin: Some("counter".into()),
+            ..ClassSection::default()
+        }
+    }
+
     /// The class's own settings, each falling back to `defaults` where unset.
     pub fn settings_over(&self, defaults: &ClassSettings) -> ClassSettings {
         ClassSettings {
@@ -104,6 +131,8 @@ impl ClassSection {
             hibernate_retry_max: self.hibernate_retry_max.or(defaults.hibernate_retry_max),
             memory_mb: self.memory_mb.or(defaults.memory_mb),
             vcpus: self.vcpus.or(defaults.vcpus),
+            max_processes: self.max_processes.or(defaults.max_processes),
+            network: self.network.or(defaults.network),
         }
     }
 }

@@ -59,6 +59,12 @@ pub struct Limits {
     pub max_page_size: usize,
     /// Most calls that may wait on one object at once; more are rejected with 503.
     pub max_queued_calls: u32,
+    /// Most event streams (`GET /v1/events`) open at once; more are rejected with 429.
+    pub max_event_subscribers: usize,
+    /// Most objects with a running sandbox; a wake beyond it is rejected with 503.
+    pub max_active_objects: usize,
+    /// Most API connections open at once; more are closed as soon as they are accepted.
+    pub max_connections: usize,
 }
 
 /// What runs in an object's sandbox.
@@ -99,16 +105,47 @@ pub struct ClassConfig {
     /// Longest pause between hibernation retries.
     #[serde(with = "humantime_serde")]
     pub hibernate_retry_max: Duration,
-    /// Memory the handler is expected to need, in MiB.
-    pub memory_mb: Option<u64>,
-    /// CPUs the handler is expected to need.
-    pub vcpus: Option<f64>,
+    /// Memory limit of each sandbox, in MiB.
+    pub memory_mb: u64,
+    /// CPU limit of each sandbox, in CPUs (0.5 is half of one CPU's time).
+    pub vcpus: f64,
+    /// Most processes and threads in each sandbox.
+    pub max_processes: u64,
+    /// Whether handlers may open outbound network connections.
+    pub network: bool,
+}
+
+/// Who sandboxes run as when the runtime runs as root.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SandboxUser {
+    /// Each object's sandbox runs as its own unprivileged uid: `uid_base` plus its row id.
+    PerObject,
+    /// Sandboxes run as the runtime's own user.
+    Runtime,
+}
+
+/// How sandboxes are isolated. Each mechanism is used where the host has it; the runtime
+/// warns at start-up about those it cannot use.
+#[derive(Debug, Clone, Serialize)]
+pub struct SandboxSettings {
+    pub user: SandboxUser,
+    pub uid_base: u32,
+    /// Own pid, mount, ipc and uts namespaces, and a network namespace for handlers on an
+    /// inherited socket (needs root).
+    pub namespaces: bool,
+    /// Landlock: writes only under the sandbox's folder, no outbound TCP, no signals to
+    /// processes outside the sandbox.
+    pub landlock: bool,
+    /// Memory, CPU and process limits through cgroups (v1 or v2).
+    pub cgroups: bool,
 }
 
 /// A validated configuration.
 #[derive(Debug, Clone, Serialize)]
 pub struct Config {
     pub runtime: RuntimeSettings,
+    pub sandbox: SandboxSettings,
     pub limits: Limits,
     pub classes: BTreeMap<ClassName, Arc<ClassConfig>>,
     /// The file it was read from; `None` for the built-in configuration.

@@ -9,7 +9,9 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 
 use super::file::{ClassSection, ClassSettings, ConfigFile, LimitsSection};
-use super::{ClassConfig, Config, Durability, Handler, Limits, RuntimeSettings};
+use super::{
+    ClassConfig, Config, Durability, Handler, Limits, RuntimeSettings, SandboxSettings, SandboxUser,
+};
 use crate::host::BUILTIN_CLASSES;
 use crate::model::ClassName;
 
@@ -23,10 +25,26 @@ const DEFAULT_STOP_GRACE: Duration = Duration::from_secs(3);
 const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 const MIB: u64 = 1024 * 1024;
+const DEFAULT_UID_BASE: u32 = 200_000;
+/// Leaves room for a billion row ids below the largest 32-bit uid.
+const MAX_UID_BASE: u32 = 3_000_000_000;
+const DEFAULT_MEMORY_MB: u64 = 256;
+const DEFAULT_VCPUS: f64 = 1.0;
+const DEFAULT_MAX_PROCESSES: u64 = 64;
 
 pub fn validate(raw: ConfigFile, base: &Path) -> anyhow::Result<Config> {
     let runtime = runtime_settings(&raw)?;
+    let sandbox = sandbox_settings(&raw)?;
     let limits = limits(&raw.limits)?;
+    // Checked on their own first, so a bad default is reported where it is written rather
+    // than under every class that inherits it.
+    class_config(
+        "defaults",
+        &ClassSection::default_builtin(),
+        &raw.defaults,
+        base,
+    )
+    .context("in [defaults]")?;
     let mut classes = BTreeMap::new();
     for (name, section) in &raw.classes {
         let class = class_config(name, section, &raw.defaults, base)
@@ -35,6 +53,7 @@ pub fn validate(raw: ConfigFile, base: &Path) -> anyhow::Result<Config> {
     }
     Ok(Config {
         runtime,
+        sandbox,
         limits,
         classes,
         source: None,
@@ -71,6 +90,30 @@ fn runtime_settings(raw: &ConfigFile) -> anyhow::Result<RuntimeSettings> {
     })
 }
 
+fn sandbox_settings(raw: &ConfigFile) -> anyhow::Result<SandboxSettings> {
+    let section = &raw.sandbox;
+    let user = match section.user.as_deref() {
+        None | Some("per-object") => SandboxUser::PerObject,
+        Some("runtime") => SandboxUser::Runtime,
+        Some(other) => bail!(
+            "sandbox.user = {other:?} is not a sandbox user; use \"per-object\" (the default) or \"runtime\""
+        ),
+    };
+    let uid_base = section.uid_base.unwrap_or(DEFAULT_UID_BASE);
+    if !(1000..=MAX_UID_BASE).contains(&uid_base) {
+        bail!(
+            "sandbox.uid_base = {uid_base} is out of range; it must be between 1000 and {MAX_UID_BASE}"
+        );
+    }
+    Ok(SandboxSettings {
+        user,
+        uid_base,
+        namespaces: section.namespaces.unwrap_or(true),
+        landlock: section.landlock.unwrap_or(true),
+        cgroups: section.cgroups.unwrap_or(true),
+    })
+}
+
 fn limits(raw: &LimitsSection) -> anyhow::Result<Limits> {
     Ok(Limits {
         max_request_bytes: int_in(
@@ -102,6 +145,27 @@ fn limits(raw: &LimitsSection) -> anyhow::Result<Limits> {
             1,
             1_000_000,
         )? as u32,
+        max_event_subscribers: int_in(
+            "limits.max_event_subscribers",
+            raw.max_event_subscribers,
+            64,
+            1,
+            100_000,
+        )?,
+        max_active_objects: int_in(
+            "limits.max_active_objects",
+            raw.max_active_objects,
+            1000,
+            1,
+            1_000_000,
+        )?,
+        max_connections: int_in(
+            "limits.max_connections",
+            raw.max_connections,
+            4096,
+            1,
+            1_000_000,
+        )?,
     })
 }
 
@@ -188,16 +252,25 @@ fn class_config(
         )?,
         hibernate_retry,
         hibernate_retry_max,
-        memory_mb: match settings.memory_mb {
-            Some(mb) => Some(int_in("memory_mb", Some(mb), 0, 1, 1024 * 1024)? as u64),
-            None => None,
+        memory_mb: int_in(
+            "memory_mb",
+            settings.memory_mb,
+            DEFAULT_MEMORY_MB,
+            8,
+            1024 * 1024,
+        )? as u64,
+        vcpus: match settings.vcpus.unwrap_or(DEFAULT_VCPUS) {
+            v if v > 0.0 && v <= 1024.0 => v,
+            v => bail!("vcpus = {v} is out of range; it must be above 0 and at most 1024"),
         },
-        vcpus: match settings.vcpus {
-            Some(v) if !(v > 0.0 && v <= 1024.0) => {
-                bail!("vcpus = {v} is out of range; it must be above 0 and at most 1024")
-            }
-            other => other,
-        },
+        max_processes: int_in(
+            "max_processes",
+            settings.max_processes,
+            DEFAULT_MAX_PROCESSES,
+            1,
+            100_000,
+        )? as u64,
+        network: settings.network.unwrap_or(false),
     })
 }
 

@@ -43,8 +43,8 @@ pub struct CallResult {
 }
 
 impl Source {
-    pub fn remote(url: &str) -> anyhow::Result<Self> {
-        Ok(Source::Remote(Client::new(url)?))
+    pub fn remote(url: &str, token: Option<&str>) -> anyhow::Result<Self> {
+        Ok(Source::Remote(Client::new(url, token)?))
     }
 
     /// Describes where the runtime is, for the header.

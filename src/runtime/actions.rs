@@ -36,17 +36,20 @@ impl Runtime {
         force: bool,
     ) -> Result<ObjectRecord, RuntimeError> {
         let inner = &self.inner;
+        inner.class(&key.class)?;
         let Some(slot) = inner.slots.get(key) else {
             // Never touched by this runtime, so no sandbox runs: nothing to do.
             return inner.get(key).await;
         };
-        if force && let Some(abort) = slot.live().abort.clone() {
-            abort.cancel();
+        if force {
+            inner.abort_running(&slot, "an operator forced the object to hibernate");
         }
         let mut turn = slot.turn.lock().await;
         inner.ensure_loaded(&slot).await?;
         inner.hibernate_in_turn(&slot, &mut turn).await?;
         drop(turn);
+        drop(slot);
+        inner.slots.evict_if_idle(key);
         inner.get(key).await
     }
 
@@ -54,10 +57,8 @@ impl Runtime {
     /// A call running on it is aborted.
     pub async fn delete(&self, key: &ObjectKey) -> Result<(), RuntimeError> {
         let inner = &self.inner;
-        let slot = inner.slots.get_or_create(key);
-        if let Some(abort) = slot.live().abort.clone() {
-            abort.cancel();
-        }
+        let slot = inner.slot_for(key)?;
+        inner.abort_running(&slot, "an operator deleted the object");
 
         let mut turn = slot.turn.lock().await;
         if let Some(activation) = turn.activation.take()
@@ -70,6 +71,9 @@ impl Runtime {
         let stored = inner.store.get(key, false).await?;
         let Some(stored) = stored else {
             slot.live().loaded = false;
+            drop(turn);
+            drop(slot);
+            inner.slots.evict_if_idle(key);
             return Err(RuntimeError::NotFound(key.clone()));
         };
 
@@ -125,6 +129,9 @@ impl Runtime {
         let mut turn = slot.turn.lock().await;
         let ms = timeout.map(|t| t.as_millis() as u64);
         if !inner.store.set_idle_timeout(key, ms).await? {
+            drop(turn);
+            drop(slot);
+            inner.slots.evict_if_idle(key);
             return Err(RuntimeError::NotFound(key.clone()));
         }
 
@@ -153,6 +160,7 @@ impl Runtime {
     /// Returns the end of the object's sandbox log, at most `max_bytes`.
     pub async fn logs(&self, key: &ObjectKey, max_bytes: usize) -> Result<String, RuntimeError> {
         let inner = &self.inner;
+        inner.class(&key.class)?;
         let stored = inner
             .store
             .get(key, false)

@@ -69,10 +69,11 @@ impl Inner {
     fn enter_call(self: &Arc<Self>, slot: &Arc<Slot>) -> Result<InFlight, RuntimeError> {
         {
             let mut live = slot.live();
-            if live.in_flight >= self.config.limits.max_queued_calls {
+            // One call runs; the rest of those in flight wait.
+            if live.in_flight > self.config.limits.max_queued_calls {
                 return Err(RuntimeError::Overloaded {
                     key: slot.key.clone(),
-                    queued: live.in_flight,
+                    queued: live.in_flight - 1,
                 });
             }
             live.in_flight += 1;
@@ -102,7 +103,11 @@ impl Inner {
         }
         let slot = self.slots.get_or_create(key);
         let in_flight = self.enter_call(&slot)?;
-        let wakes_before = slot.live().wake_attempts;
+        // A wake already under way counts as one this call waits for.
+        let wakes_before = {
+            let live = slot.live();
+            live.wake_attempts - u64::from(live.waking)
+        };
         let started = Instant::now();
         let mut turn = slot.turn.lock().await;
         // Shutdown hibernates objects in turn; a call queued behind that must not wake one again.
@@ -172,8 +177,8 @@ impl Inner {
             let sandbox = activation.sandbox.clone();
             let abort = CancellationToken::new();
             slot.live().abort = Some(abort.clone());
-            let forwarded = self.handler.call(
-                sandbox.address,
+            let channel = Arc::clone(&activation.channel);
+            let forwarded = channel.call(
                 method,
                 request.body.clone(),
                 request.content_type.as_deref(),
@@ -186,12 +191,7 @@ impl Inner {
             };
             slot.live().abort = None;
             let Some(result) = result else {
-                return Err(RuntimeError::Aborted {
-                    key: slot.key.clone(),
-                    method: method.to_owned(),
-                    reason: "an operator hibernated or deleted the object while the call ran"
-                        .into(),
-                });
+                return Err(self.aborted(slot, turn, method).await);
             };
             let failure = match result {
                 Ok(reply) => {
@@ -236,6 +236,34 @@ impl Inner {
         }
     }
 
+    /// Ends a call that was cancelled. Its changes must not be saved, because its caller is
+    /// told it failed: in the per-call durability mode the sandbox, which may already hold
+    /// them, is stopped unsaved, and the next call wakes from the last checkpoint. In the
+    /// hibernate-only mode that would lose every write since the wake, so the sandbox stays.
+    async fn aborted(&self, slot: &Slot, turn: &mut Turn, method: &str) -> RuntimeError {
+        let reason = slot
+            .live()
+            .abort_reason
+            .take()
+            .unwrap_or_else(|| "the call was cancelled".into());
+        let reason = match self.config.runtime.durability {
+            Durability::PerCall => {
+                let note = format!("{reason}; the call's changes were discarded with its sandbox");
+                self.retire(slot, turn, format!("a call was aborted: {note}"))
+                    .await;
+                note
+            }
+            Durability::HibernateOnlyUnsafe => {
+                format!("{reason}; its changes may still be saved when the object hibernates")
+            }
+        };
+        RuntimeError::Aborted {
+            key: slot.key.clone(),
+            method: method.to_owned(),
+            reason,
+        }
+    }
+
     /// Saves storage that changed before the response is released (the output gate), in the
     /// per-call durability mode. Storage over the limit is discarded with the sandbox.
     async fn checkpoint_after(
@@ -257,13 +285,9 @@ impl Inner {
             method: method.to_owned(),
             reason,
         };
-        let storage = match self
-            .handler
-            .read_storage(
-                activation.sandbox.address,
-                class.storage_read_timeout,
-                limit,
-            )
+        let storage = match activation
+            .channel
+            .read_storage(class.storage_read_timeout, limit)
             .await
         {
             Ok(storage) => storage,

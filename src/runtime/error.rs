@@ -26,6 +26,11 @@ pub enum RuntimeError {
     Overloaded { key: ObjectKey, queued: u32 },
     #[error("the runtime is shutting down and takes no new calls")]
     ShuttingDown,
+    #[error(
+        "cannot wake {key}: {limit} objects are active, the limit (limits.max_active_objects); \
+         try again when some have hibernated"
+    )]
+    TooManyActive { key: ObjectKey, limit: usize },
     #[error("wake of {key} failed: {reason}")]
     WakeFailed {
         key: ObjectKey,
@@ -92,6 +97,7 @@ impl RuntimeError {
             RuntimeError::InvalidValue(_) => "invalid_value",
             RuntimeError::Overloaded { .. } => "overloaded",
             RuntimeError::ShuttingDown => "shutting_down",
+            RuntimeError::TooManyActive { .. } => "too_many_active",
             RuntimeError::WakeFailed {
                 timed_out: true, ..
             } => "wake_timeout",
@@ -119,6 +125,7 @@ impl RuntimeError {
             RuntimeError::SandboxFailed { .. } | RuntimeError::ResponseTooLarge { .. } => 502,
             RuntimeError::Overloaded { .. }
             | RuntimeError::ShuttingDown
+            | RuntimeError::TooManyActive { .. }
             | RuntimeError::WakeFailed {
                 timed_out: false, ..
             }

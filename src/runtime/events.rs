@@ -51,27 +51,33 @@ impl EventBus {
     }
 
     pub fn emit(&self, key: &ObjectKey, kind: EventKind, object: Option<ObjectRecord>) {
-        let event = Event {
-            seq: self.seq.fetch_add(1, Ordering::Relaxed) + 1,
+        let mut event = Event {
+            seq: 0,
             at: crate::model::now_utc(),
             class: key.class.to_string(),
             id: key.id.to_string(),
             kind,
             object,
         };
-        log(&event);
-        if let Ok(mut history) = self.history.lock() {
-            if history.len() == HISTORY {
-                history.pop_front();
-            }
-            history.push_back(event.clone());
+        // Numbering and publishing under one lock keeps subscribers' sequence in order, so one
+        // resuming after a number misses nothing below it.
+        let mut history = self
+            .history
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        event.seq = self.seq.fetch_add(1, Ordering::Relaxed) + 1;
+        if history.len() == HISTORY {
+            history.pop_front();
         }
+        history.push_back(event.clone());
         if !matches!(event.kind, EventKind::Call { .. }) {
             let _ = self
                 .journal
                 .send(JournalEntry::Event(Box::new(event.clone())));
         }
-        let _ = self.live.send(event);
+        let _ = self.live.send(event.clone());
+        drop(history);
+        log(&event);
     }
 
     pub fn boot(&self) -> u64 {

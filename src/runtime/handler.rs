@@ -1,17 +1,30 @@
-//! The runtime's side of the handler contract: health, storage and method calls over one
-//! shared HTTP client, so connections to a sandbox are reused from call to call.
+//! The runtime's side of the handler contract: health, storage and method calls.
+//!
+//! Each activation talks to its handler over one HTTP/1.1 connection of its own. Requests to
+//! one object are serialised by its turn anyway, and a single connection suits handlers that
+//! serve one connection at a time (Python's `HTTPServer`, for one): a second connection
+//! opened while the first is idle would wait unanswered. A request that did not finish (timed
+//! out, cancelled, failed) leaves the connection in an unknown state, so it is dropped and the
+//! next request opens a new one.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
-use reqwest::StatusCode;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::client::conn::http1::{self, SendRequest};
+use hyper::{Method, Request, Response, StatusCode, body::Incoming};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+use tokio::sync::Mutex;
 
 use crate::sandbox::Sandbox;
 
 /// First pause between health probes that were refused; doubles up to [`MAX_PROBE_PAUSE`].
 const FIRST_PROBE_PAUSE: Duration = Duration::from_millis(1);
 const MAX_PROBE_PAUSE: Duration = Duration::from_millis(50);
+/// Most of an error response's body quoted in messages.
+const ERROR_BODY_BYTES: usize = 4096;
 
 /// A handler's response to a method call, passed to the caller as it is.
 #[derive(Debug, Clone)]
@@ -32,31 +45,85 @@ pub enum CallFailure {
     Failed(String),
 }
 
-#[derive(Clone)]
-pub struct HandlerClient {
-    http: reqwest::Client,
+/// The reason a storage snapshot could not be read.
+#[derive(Debug)]
+pub enum StorageFailure {
+    TooLarge,
+    Failed(String),
 }
 
-impl HandlerClient {
-    pub fn new() -> anyhow::Result<Self> {
-        let http = reqwest::Client::builder()
-            // Handlers are on loopback; a proxy from the environment must never see calls.
-            .no_proxy()
-            .tcp_nodelay(true)
-            .pool_idle_timeout(Duration::from_secs(90))
-            .pool_max_idle_per_host(8)
-            .build()?;
-        Ok(Self { http })
+/// The open connection and whether its last exchange finished.
+struct Connection {
+    sender: SendRequest<Full<Bytes>>,
+    idle: bool,
+}
+
+/// The connection of one activation to its handler.
+pub struct Channel {
+    address: SocketAddr,
+    connection: Mutex<Option<Connection>>,
+}
+
+impl Channel {
+    pub fn new(address: SocketAddr) -> Self {
+        Self {
+            address,
+            connection: Mutex::new(None),
+        }
+    }
+
+    async fn connect(&self) -> Result<Connection, CallFailure> {
+        let stream = TcpStream::connect(self.address)
+            .await
+            .map_err(|e| CallFailure::NotSent(e.to_string()))?;
+        let _ = stream.set_nodelay(true);
+        let (sender, connection) = http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| CallFailure::NotSent(e.to_string()))?;
+        tokio::spawn(async move {
+            let _ = connection.await;
+        });
+        Ok(Connection { sender, idle: true })
+    }
+
+    /// Sends one request and reads at most `max_bytes` of the response body.
+    async fn exchange(
+        &self,
+        request: Request<Full<Bytes>>,
+        max_bytes: usize,
+    ) -> Result<(Response<()>, Bytes), CallFailure> {
+        let mut slot = self.connection.lock().await;
+        // Keep the connection only if its last exchange finished and it is still open.
+        if let Some(connection) = slot.as_mut()
+            && (!connection.idle || connection.sender.ready().await.is_err())
+        {
+            *slot = None;
+        }
+        if slot.is_none() {
+            *slot = Some(self.connect().await?);
+        }
+        let Some(connection) = slot.as_mut() else {
+            return Err(CallFailure::NotSent("no connection".into()));
+        };
+        connection.idle = false;
+        let response = connection
+            .sender
+            .send_request(request)
+            .await
+            .map_err(|e| CallFailure::Failed(describe(&e)))?;
+        let (parts, body) = response.into_parts();
+        let body = read_limited(body, max_bytes).await?;
+        connection.idle = true;
+        Ok((Response::from_parts(parts, ()), body))
     }
 
     /// Waits until `GET /__health` returns 200. A handler on an inherited socket queues the
     /// probe until it accepts, so no pause is needed; one that binds its own port is probed
     /// again after a short, growing pause while the port refuses connections.
     pub async fn wait_healthy(&self, sandbox: &Sandbox) -> Result<(), String> {
-        let url = format!("http://{}/__health", sandbox.address);
         let mut pause = FIRST_PROBE_PAUSE;
         loop {
-            let probe = self.http.get(&url).send();
+            let probe = self.exchange(get("/__health"), ERROR_BODY_BYTES);
             let outcome = tokio::select! {
                 exit = sandbox.wait_exit() => {
                     return Err(format!("handler exited before it became healthy ({})", exit.detail));
@@ -64,12 +131,12 @@ impl HandlerClient {
                 outcome = probe => outcome,
             };
             match outcome {
-                Ok(response) if response.status() == StatusCode::OK => return Ok(()),
-                Ok(response) => {
+                Ok((response, _)) if response.status() == StatusCode::OK => return Ok(()),
+                Ok((response, _)) => {
                     tracing::debug!(sandbox = %sandbox.name, status = %response.status(), "health probe not ready")
                 }
-                Err(err) => {
-                    tracing::trace!(sandbox = %sandbox.name, error = %err, "health probe failed")
+                Err(failure) => {
+                    tracing::trace!(sandbox = %sandbox.name, ?failure, "health probe failed")
                 }
             }
             tokio::time::sleep(pause).await;
@@ -80,29 +147,23 @@ impl HandlerClient {
     /// `GET /__storage`: the handler's storage, checked to be JSON and at most `max_bytes`.
     pub async fn read_storage(
         &self,
-        address: SocketAddr,
         timeout: Duration,
         max_bytes: usize,
     ) -> Result<Bytes, StorageFailure> {
-        let url = format!("http://{address}/__storage");
         let work = async {
-            let response = self
-                .http
-                .get(&url)
-                .send()
-                .await
-                .map_err(|e| StorageFailure::Failed(describe(&e)))?;
-            let status = response.status();
-            let body =
-                read_limited(response, max_bytes)
-                    .await
-                    .map_err(|failure| match failure {
-                        CallFailure::TooLarge => StorageFailure::TooLarge,
-                        other => StorageFailure::Failed(format!("{other:?}")),
-                    })?;
-            if !status.is_success() {
+            let (response, body) = self.exchange(get("/__storage"), max_bytes).await.map_err(
+                |failure| match failure {
+                    CallFailure::TooLarge => StorageFailure::TooLarge,
+                    CallFailure::NotSent(reason) | CallFailure::Failed(reason) => {
+                        StorageFailure::Failed(reason)
+                    }
+                    CallFailure::Timeout => StorageFailure::Failed("timed out".into()),
+                },
+            )?;
+            if !response.status().is_success() {
                 return Err(StorageFailure::Failed(format!(
-                    "GET /__storage answered {status}: {}",
+                    "GET /__storage answered {}: {}",
+                    response.status(),
                     preview(&body)
                 )));
             }
@@ -122,29 +183,22 @@ impl HandlerClient {
     }
 
     /// `POST /__storage`: hands the saved storage to a waking handler.
-    pub async fn write_storage(
-        &self,
-        address: SocketAddr,
-        storage: Bytes,
-        timeout: Duration,
-    ) -> Result<(), String> {
-        let url = format!("http://{address}/__storage");
+    pub async fn write_storage(&self, storage: Bytes, timeout: Duration) -> Result<(), String> {
+        let request = post("/__storage", storage, Some("application/json"));
         let work = async {
-            let response = self
-                .http
-                .post(&url)
-                .header("content-type", "application/json")
-                .body(storage)
-                .send()
-                .await
-                .map_err(|e| describe(&e))?;
-            let status = response.status();
-            if status.is_success() {
+            let (response, body) = self.exchange(request, ERROR_BODY_BYTES).await.map_err(
+                |failure| match failure {
+                    CallFailure::NotSent(reason) | CallFailure::Failed(reason) => reason,
+                    CallFailure::TooLarge => "its answer was too large".into(),
+                    CallFailure::Timeout => "timed out".into(),
+                },
+            )?;
+            if response.status().is_success() {
                 return Ok(());
             }
-            let body = response.bytes().await.unwrap_or_default();
             Err(format!(
-                "POST /__storage answered {status}: {}",
+                "POST /__storage answered {}: {}",
+                response.status(),
                 preview(&body)
             ))
         };
@@ -159,81 +213,70 @@ impl HandlerClient {
     /// `POST /{method}` with the caller's body.
     pub async fn call(
         &self,
-        address: SocketAddr,
         method: &str,
         body: Bytes,
         content_type: Option<&str>,
         timeout: Duration,
         max_bytes: usize,
     ) -> Result<HandlerReply, CallFailure> {
-        let url = format!("http://{address}/{method}");
-        let work = async {
-            let response = self
-                .http
-                .post(&url)
-                .header("content-type", content_type.unwrap_or("application/json"))
-                .body(body)
-                .send()
-                .await
-                .map_err(|e| {
-                    if e.is_connect() {
-                        CallFailure::NotSent(describe(&e))
-                    } else {
-                        CallFailure::Failed(describe(&e))
-                    }
-                })?;
-            let status = response.status().as_u16();
-            let content_type = response
-                .headers()
-                .get(reqwest::header::CONTENT_TYPE)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned);
-            let body = read_limited(response, max_bytes).await?;
-            Ok(HandlerReply {
-                status,
-                content_type,
-                body,
-            })
-        };
-        tokio::time::timeout(timeout, work)
+        let request = post(
+            &format!("/{method}"),
+            body,
+            Some(content_type.unwrap_or("application/json")),
+        );
+        let (response, body) = tokio::time::timeout(timeout, self.exchange(request, max_bytes))
             .await
-            .map_err(|_| CallFailure::Timeout)?
+            .map_err(|_| CallFailure::Timeout)??;
+        let content_type = response
+            .headers()
+            .get(hyper::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        Ok(HandlerReply {
+            status: response.status().as_u16(),
+            content_type,
+            body,
+        })
     }
 }
 
-/// The reason a storage snapshot could not be read.
-#[derive(Debug)]
-pub enum StorageFailure {
-    TooLarge,
-    Failed(String),
+fn get(path: &str) -> Request<Full<Bytes>> {
+    request(Method::GET, path, Bytes::new(), None)
 }
 
-async fn read_limited(
-    mut response: reqwest::Response,
-    max_bytes: usize,
-) -> Result<Bytes, CallFailure> {
-    if response
-        .content_length()
-        .is_some_and(|len| len > max_bytes as u64)
-    {
-        return Err(CallFailure::TooLarge);
-    }
-    let mut body = BytesMut::new();
-    while let Some(chunk) = response
-        .chunk()
-        .await
-        .map_err(|e| CallFailure::Failed(describe(&e)))?
-    {
-        if body.len() + chunk.len() > max_bytes {
-            return Err(CallFailure::TooLarge);
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body.freeze())
+fn post(path: &str, body: Bytes, content_type: Option<&str>) -> Request<Full<Bytes>> {
+    request(Method::POST, path, body, content_type)
 }
 
-/// reqwest's error with its causes, which hold the useful part ("connection refused").
-fn describe(err: &reqwest::Error) -> String {
+fn request(
+    method: Method,
+    path: &str,
+    body: Bytes,
+    content_type: Option<&str>,
+) -> Request<Full<Bytes>> {
+    let mut builder = Request::builder()
+        .method(method)
+        .uri(path)
+        .header(hyper::header::HOST, "sandbox");
+    if let Some(content_type) = content_type {
+        builder = builder.header(hyper::header::CONTENT_TYPE, content_type);
+    }
+    // The path is a validated method name and the headers are fixed, so building cannot fail.
+    builder
+        .body(Full::new(body))
+        .unwrap_or_else(|_| Request::new(Full::new(Bytes::new())))
+}
+
+async fn read_limited(body: Incoming, max_bytes: usize) -> Result<Bytes, CallFailure> {
+    match Limited::new(body, max_bytes).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(err) if err.is::<http_body_util::LengthLimitError>() => Err(CallFailure::TooLarge),
+        Err(err) => Err(CallFailure::Failed(err.to_string())),
+    }
+}
+
+/// hyper's error with its causes, which hold the useful part ("connection reset").
+fn describe(err: &hyper::Error) -> String {
     let mut text = err.to_string();
     let mut source = std::error::Error::source(err);
     while let Some(cause) = source {

@@ -49,12 +49,21 @@ impl Inner {
         let started = Instant::now();
         let storage_timeout = activation.class.storage_read_timeout;
         let limit = self.config.limits.max_storage_bytes;
+        // Recorded so that listings by status and the counts find it while it saves.
+        let generation = activation.generation;
+        let update = Update {
+            status: Some(Status::Hibernating),
+            ..Update::default()
+        };
+        if let Err(err) = self.store.update(&slot.key, Some(generation), update).await {
+            tracing::warn!(object = %slot.key, error = %err, "cannot record the start of a hibernation");
+        }
         self.set_status(slot, Status::Hibernating);
         self.emit(slot, EventKind::Hibernating);
 
-        let storage = match self
-            .handler
-            .read_storage(activation.sandbox.address, storage_timeout, limit)
+        let storage = match activation
+            .channel
+            .read_storage(storage_timeout, limit)
             .await
         {
             Ok(storage) => storage,
@@ -134,9 +143,10 @@ impl Inner {
             None => (Duration::from_secs(1), Duration::from_secs(60)),
         };
         let backoff = first.saturating_mul(1 << (failures - 1).min(16)).min(max);
+        // The retry time is left out: a call before it moves the next attempt to the end of
+        // its idle timeout. The record's hibernate_at shows when the next attempt is due.
         let message = format!(
-            "hibernation failed: {reason}; the sandbox keeps running and the save is retried in {}",
-            humantime::format_duration(backoff)
+            "hibernation failed: {reason}; the sandbox keeps running and the save will be retried"
         );
         if let Some(activation) = &turn.activation {
             let update = Update {

@@ -23,7 +23,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
-use anyhow::Context;
 use tokio::sync::watch;
 
 use crate::config::{ClassConfig, Config};
@@ -38,7 +37,6 @@ pub use records::Listing;
 pub use scheduler::Deadlines;
 
 use self::events::EventBus;
-use self::handler::HandlerClient;
 use self::slot::Slots;
 
 /// How often call counts kept in memory are written to the store.
@@ -65,7 +63,6 @@ pub(crate) struct Inner {
     store: Arc<dyn Store>,
     sqlite: Arc<SqliteStore>,
     driver: Arc<dyn SandboxDriver>,
-    handler: HandlerClient,
     slots: Slots,
     events: EventBus,
     deadlines: Deadlines<ObjectKey>,
@@ -74,6 +71,8 @@ pub(crate) struct Inner {
     calls_in_flight: watch::Sender<u64>,
     /// Objects with call counts not yet written to the store.
     dirty: Mutex<HashSet<ObjectKey>>,
+    /// Objects with a running sandbox, bounded by `limits.max_active_objects`.
+    active: Arc<std::sync::atomic::AtomicUsize>,
     _lock: DataDirLock,
 }
 
@@ -82,17 +81,26 @@ impl Runtime {
     /// starts the background tasks.
     pub async fn start(options: RuntimeOptions) -> anyhow::Result<Runtime> {
         let lock = DataDirLock::acquire(&options.data_dir)?;
-        let sqlite = Arc::new(
-            SqliteStore::open(&options.data_dir.join("torpor.db"))
-                .context("cannot open the store")?,
-        );
+        // The store holds every object's state: only the runtime's user may read it.
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let private = std::fs::Permissions::from_mode(0o700);
+            if let Err(err) = std::fs::set_permissions(&options.data_dir, private) {
+                tracing::warn!(data_dir = %options.data_dir.display(), error = %err, "cannot make the data directory private");
+            }
+        }
+        let sqlite = Arc::new(SqliteStore::open(&options.data_dir.join("torpor.db"))?);
 
         let store: Arc<dyn Store> = sqlite.clone();
         let driver: Arc<dyn SandboxDriver> = Arc::new(ProcessDriver::new(
             options.data_dir.join("sandboxes"),
             options.host_program.clone(),
             options.config.runtime.stop_grace,
+            &options.config.sandbox,
         )?);
+        for warning in driver.warnings() {
+            tracing::warn!("sandbox isolation: {warning}");
+        }
 
         let last_seq = sqlite.last_event_seq()?;
         let recent = store.recent_events(200).await?;
@@ -105,13 +113,13 @@ impl Runtime {
             store,
             sqlite,
             driver,
-            handler: HandlerClient::new()?,
             slots: Slots::default(),
             events,
             deadlines,
             closing: AtomicBool::new(false),
             calls_in_flight: watch::channel(0).0,
             dirty: Mutex::new(HashSet::new()),
+            active: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
             _lock: lock,
         });
 
@@ -127,6 +135,11 @@ impl Runtime {
 
     pub fn data_dir(&self) -> &std::path::Path {
         &self.inner.data_dir
+    }
+
+    /// Protections the host cannot give sandboxes, one line each.
+    pub fn isolation_warnings(&self) -> Vec<String> {
+        self.inner.driver.warnings()
     }
 
     /// Identifies this runtime's event numbering: sequence numbers compare only between events

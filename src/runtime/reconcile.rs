@@ -57,9 +57,10 @@ impl Inner {
         if drained.is_err() {
             tracing::warn!(grace = ?grace, "calls still running after the shutdown grace period; aborting them");
             for slot in self.slots.all() {
-                if let Some(abort) = slot.live().abort.clone() {
-                    abort.cancel();
-                }
+                self.abort_running(
+                    &slot,
+                    "the runtime is shutting down and its grace period ran out",
+                );
             }
         }
         let hibernations = self.slots.all().into_iter().map(|slot| {
@@ -79,6 +80,7 @@ impl Inner {
             }
         });
         futures::future::join_all(hibernations).await;
+        self.driver.close();
         self.flush_activity().await;
         self.events.flush().await;
         let _ = self.store.flush().await;
@@ -99,6 +101,8 @@ impl Inner {
             .filter_map(|key| {
                 let slot = self.slots.get(&key)?;
                 let activity = std::mem::take(&mut slot.live().unflushed);
+                drop(slot);
+                self.slots.evict_if_idle(&key);
                 Some((key, activity))
             })
             .collect();

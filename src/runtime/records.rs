@@ -30,6 +30,7 @@ fn timestamp(ms: i64) -> DateTime<Utc> {
 impl Runtime {
     /// Returns one object's record with its last saved storage.
     pub async fn get(&self, key: &ObjectKey) -> Result<ObjectRecord, RuntimeError> {
+        self.inner.class(&key.class)?;
         self.inner.get(key).await
     }
 
@@ -44,10 +45,12 @@ impl Runtime {
                 ..query.clone()
             })
             .await?;
+        // The store's status can trail memory's by a moment; show only what was asked for.
         let objects = page
             .objects
             .into_iter()
             .map(|stored| inner.current(stored))
+            .filter(|record| query.status.is_none_or(|status| record.status == status))
             .collect();
         let next = page.next.map(|key| key.to_string());
         Ok(Listing { objects, next })
@@ -183,6 +186,15 @@ impl Inner {
     pub(super) fn clear_deadline(&self, slot: &Slot) {
         slot.live().deadline = None;
         self.deadlines.clear(slot.key.clone());
+    }
+
+    /// Cancels the call running on the object, if any, giving `reason` to its caller.
+    pub(super) fn abort_running(&self, slot: &Slot, reason: &str) {
+        let mut live = slot.live();
+        if let Some(abort) = live.abort.clone() {
+            live.abort_reason = Some(reason.to_owned());
+            abort.cancel();
+        }
     }
 
     /// Returns the slot for `key` after checking that its class exists.

@@ -6,6 +6,7 @@
 //! many callers arrive at once. `live` is a plain mutex held only for short reads and writes.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -14,16 +15,42 @@ use chrono::{DateTime, Utc};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::handler::Channel;
 use crate::config::ClassConfig;
 use crate::model::{ObjectKey, ObjectRecord};
 use crate::sandbox::Sandbox;
 use crate::store::Activity;
 
+/// One place among `limits.max_active_objects`, given back when dropped.
+pub struct ActiveSlot(Arc<AtomicUsize>);
+
+impl ActiveSlot {
+    /// Takes a place if fewer than `limit` are taken.
+    pub fn take(count: &Arc<AtomicUsize>, limit: usize) -> Option<ActiveSlot> {
+        let taken = count.fetch_add(1, Ordering::SeqCst);
+        if taken >= limit {
+            count.fetch_sub(1, Ordering::SeqCst);
+            return None;
+        }
+        Some(ActiveSlot(Arc::clone(count)))
+    }
+}
+
+impl Drop for ActiveSlot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 /// A running sandbox and the runtime's facts about it.
 pub struct Activation {
+    /// Its place among the active objects.
+    pub _place: ActiveSlot,
     pub generation: u64,
     pub class: Arc<ClassConfig>,
     pub sandbox: Sandbox,
+    /// The connection to its handler.
+    pub channel: Arc<Channel>,
     /// The storage last written to the store, to skip checkpoints that would change nothing.
     pub saved: Option<Bytes>,
     pub idle_timeout: Duration,
@@ -48,8 +75,12 @@ pub struct Live {
     pub idle_since: Option<Instant>,
     /// When the object hibernates (or retries a failed hibernation) if nothing comes first.
     pub deadline: Option<(Instant, DateTime<Utc>)>,
-    /// Cancels the running call, for a forced hibernation or a delete.
+    /// Cancels the running call, for a forced hibernation, a delete or a shutdown.
     pub abort: Option<CancellationToken>,
+    /// Why the running call was cancelled, for its caller's error.
+    pub abort_reason: Option<String>,
+    /// Whether a wake is under way, so a caller arriving now waits for that wake's outcome.
+    pub waking: bool,
     /// Hibernation attempts that failed in a row, for backoff.
     pub save_failures: u32,
     /// Call counts not yet written to the store.

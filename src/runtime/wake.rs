@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use tokio::time::Instant;
 
-use super::slot::{Activation, Slot, Turn, WakeFailure};
+use super::handler::Channel;
+use super::slot::{Activation, ActiveSlot, Slot, Turn, WakeFailure};
 use super::{Inner, RuntimeError};
 use crate::config::{ClassConfig, Durability};
 use crate::model::{EventKind, SandboxRef, Status};
@@ -44,8 +45,30 @@ impl Inner {
         class: &Arc<ClassConfig>,
     ) -> Result<(), RuntimeError> {
         let started = Instant::now();
+        {
+            let mut live = slot.live();
+            live.wake_attempts += 1;
+            live.waking = true;
+        }
+        let result = self.wake_steps(slot, turn, class, started).await;
+        slot.live().waking = false;
+        result
+    }
+
+    async fn wake_steps(
+        self: &Arc<Self>,
+        slot: &Slot,
+        turn: &mut Turn,
+        class: &Arc<ClassConfig>,
+        started: Instant,
+    ) -> Result<(), RuntimeError> {
         let key = &slot.key;
-        slot.live().wake_attempts += 1;
+        let limit = self.config.limits.max_active_objects;
+        let place =
+            ActiveSlot::take(&self.active, limit).ok_or_else(|| RuntimeError::TooManyActive {
+                key: key.clone(),
+                limit,
+            })?;
         let ticket = self.store.begin_wake(key).await?;
         self.reload_record(slot).await?;
         if ticket.created {
@@ -56,6 +79,7 @@ impl Inner {
 
         let spec = SandboxSpec {
             name: SandboxName::new(key, ticket.oid),
+            oid: ticket.oid,
             key: key.clone(),
             generation: ticket.generation,
             class: Arc::clone(class),
@@ -68,10 +92,9 @@ impl Inner {
                     .await);
             }
         };
-        let health = tokio::time::timeout_at(
-            started + class.wake_timeout,
-            self.handler.wait_healthy(&sandbox),
-        );
+        let channel = Arc::new(Channel::new(sandbox.address));
+        let health =
+            tokio::time::timeout_at(started + class.wake_timeout, channel.wait_healthy(&sandbox));
         match health.await {
             Ok(Ok(())) => {}
             Ok(Err(reason)) => {
@@ -90,13 +113,8 @@ impl Inner {
             }
         }
         if let Some(storage) = &ticket.storage
-            && let Err(reason) = self
-                .handler
-                .write_storage(
-                    sandbox.address,
-                    storage.clone(),
-                    class.storage_write_timeout,
-                )
+            && let Err(reason) = channel
+                .write_storage(storage.clone(), class.storage_write_timeout)
                 .await
         {
             let reason = format!("cannot restore its saved storage: {reason}");
@@ -145,9 +163,11 @@ impl Inner {
             std::time::Duration::from_millis(record.idle_timeout_ms)
         };
         turn.activation = Some(Activation {
+            _place: place,
             generation: ticket.generation,
             class: Arc::clone(class),
             sandbox: sandbox.clone(),
+            channel,
             saved: ticket.storage,
             idle_timeout,
         });

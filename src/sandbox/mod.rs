@@ -4,6 +4,7 @@
 //! handler serves on and when it exits, and stops it at hibernation. The trait carries no
 //! process-specific types, so container and Kubernetes drivers can implement it too.
 
+pub mod isolation;
 pub mod process;
 
 use std::fmt;
@@ -53,6 +54,8 @@ impl fmt::Display for SandboxName {
 #[derive(Debug, Clone)]
 pub struct SandboxSpec {
     pub name: SandboxName,
+    /// The object's row id, from which a per-object user id is derived.
+    pub oid: i64,
     pub key: ObjectKey,
     pub generation: u64,
     pub class: Arc<ClassConfig>,
@@ -153,6 +156,9 @@ pub trait SandboxDriver: Send + Sync + 'static {
     /// Returns the driver's name as records show it (`process`).
     fn kind(&self) -> &'static str;
 
+    /// Describes each protection this host cannot give sandboxes, for a warning at start-up.
+    fn warnings(&self) -> Vec<String>;
+
     /// Creates the sandbox if it does not exist and starts it. Returns once the handler
     /// process runs; readiness is the runtime's to check.
     async fn start(&self, spec: &SandboxSpec) -> Result<Sandbox, SandboxError>;
@@ -165,6 +171,9 @@ pub trait SandboxDriver: Send + Sync + 'static {
 
     /// Returns the end of the sandbox's log, at most `max_bytes`.
     async fn logs(&self, name: &SandboxName, max_bytes: usize) -> Result<String, SandboxError>;
+
+    /// Releases what the driver holds for all sandboxes, once every sandbox has stopped.
+    fn close(&self);
 
     /// Stops sandboxes that an earlier runtime on this data directory left running; returns
     /// their names.

@@ -59,7 +59,7 @@ impl DataDirLock {
                     owner,
                 });
             }
-            Err(TryLockError::Error(source)) => return Err(io(source)),
+            Err(TryLockError::Error(error)) => return Err(io(error)),
         }
         file.set_len(0).map_err(io)?;
         file.seek(SeekFrom::Start(0)).map_err(io)?;

@@ -12,6 +12,9 @@ use serde_json::Value;
 use torpor::config::Config;
 use torpor::runtime::{Runtime, RuntimeOptions};
 
+/// The full API token every test server requires.
+pub const TOKEN: &str = "test-token-0123456789abcdef";
+
 pub fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_torpor"))
 }
@@ -92,6 +95,7 @@ impl Server {
             .arg(format!("127.0.0.1:{port}"))
             .arg("--data-dir")
             .arg(data_dir)
+            .env("TORPOR_TOKEN", TOKEN)
             .env("TORPOR_LOG", "info")
             .stdout(Stdio::null())
             .stderr(Stdio::from(
@@ -110,7 +114,7 @@ impl Server {
             port,
             data_dir: data_dir.to_path_buf(),
             config,
-            http: reqwest::Client::builder().no_proxy().build().unwrap(),
+            http: authorized_client(),
         };
         server.wait_ready().await;
         server
@@ -196,6 +200,20 @@ impl Drop for Server {
             let _ = self.child.wait();
         }
     }
+}
+
+/// An HTTP client that sends the test token with every request.
+pub fn authorized_client() -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        format!("Bearer {TOKEN}").parse().unwrap(),
+    );
+    reqwest::Client::builder()
+        .no_proxy()
+        .default_headers(headers)
+        .build()
+        .unwrap()
 }
 
 /// Returns whether a process with this pid exists and is not a zombie.

@@ -81,7 +81,7 @@ async fn state_survives_idleness_and_restarts() {
 
 /// Increments `id` one call at a time until aborted, counting the 200 responses.
 async fn increment_forever(port: u16, id: &'static str, acknowledged: Arc<AtomicU64>) {
-    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let http = crate::common::authorized_client();
     let url = format!("http://127.0.0.1:{port}/v1/objects/counter/{id}/call/increment");
     loop {
         match http.post(&url).send().await {

@@ -11,7 +11,10 @@ use torpor::runtime::RuntimeError;
 
 use crate::common::{Server, alive, eventually, test_config};
 use crate::named_trials;
-use crate::support::{call, count_events, faulty, handler_pids, key, next_event, ok, start};
+use crate::support::{
+    call, count_events, faulty, key, next_event, ok, processes_running, running_sandboxes, start,
+    started_sandboxes,
+};
 
 pub fn trials() -> Vec<Trial> {
     named_trials![
@@ -161,7 +164,7 @@ async fn stampede_wakes_once() {
         1,
         "one sandbox started"
     );
-    assert_eq!(handler_pids(dir.path(), "slow").len(), 1);
+    assert_eq!(started_sandboxes(dir.path(), "slow"), 1);
     let record = runtime.get(&x).await.unwrap();
     assert_eq!(record.storage.unwrap()["count"], 50);
     assert_eq!(record.generation, 2);
@@ -254,11 +257,15 @@ async fn never_healthy_fails_within_wake_timeout() {
     let record = runtime.get(&x).await.unwrap();
     assert_eq!(record.status, Status::Failed);
     assert!(record.last_error.unwrap().contains("GET /__health"));
-    let pids = handler_pids(dir.path(), "sick");
-    assert!(!pids.is_empty());
-    for pid in pids {
-        assert!(!alive(pid), "half-started sandbox {pid} still runs");
-    }
+    assert!(
+        started_sandboxes(dir.path(), "sick") > 0,
+        "the handler never started"
+    );
+    let running = running_sandboxes(dir.path(), "sick");
+    assert!(
+        running.is_empty(),
+        "half-started sandboxes {running:?} still run"
+    );
     runtime.shutdown().await;
 }
 
@@ -268,7 +275,7 @@ async fn restart_after_kill_hibernates_active() {
     // The handler leaves a grandchild in its process group, which outlives the handler's
     // PR_SET_PDEATHSIG and must be found through the pid file at the next start.
     let config = test_config(&format!(
-        "{}\n[classes.forking]\ncommand = [\"sh\", \"-c\", \"sleep 300 & echo $! > grandchild.pid; exec {}\"]\nenv = {{ FAULTY_HANDLER = \"1\" }}\n",
+        "{}\n[classes.forking]\ncommand = [\"sh\", \"-c\", \"sleep 317 & echo $! > grandchild.pid; exec {}\"]\nenv = {{ FAULTY_HANDLER = \"1\" }}\n",
         faulty("f", &[], ""),
         exe.display()
     ));
@@ -283,26 +290,30 @@ async fn restart_after_kill_hibernates_active() {
         let (_, record) = server.get(&format!("/v1/objects/{class}/{id}")).await;
         pids.push(record["sandbox"]["pid"].as_u64().unwrap() as u32);
     }
-    let grandchild_file = std::fs::read_dir(data.join("sandboxes"))
-        .unwrap()
-        .flatten()
-        .map(|e| e.path().join("work/grandchild.pid"))
-        .find(|p| p.exists())
-        .unwrap();
-    let grandchild: u32 = std::fs::read_to_string(grandchild_file)
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
-    assert!(alive(grandchild));
+    assert!(
+        std::fs::read_dir(data.join("sandboxes"))
+            .unwrap()
+            .flatten()
+            .any(|e| e.path().join("work/grandchild.pid").exists()),
+        "the forking handler started its grandchild"
+    );
+    assert!(!processes_running(&["sleep", "317"]).is_empty());
 
     let server = server.restart(libc::SIGKILL).await;
-    for pid in pids.iter().copied().chain([grandchild]) {
+    for pid in pids {
         assert!(
             eventually(Duration::from_secs(5), || !alive(pid)).await,
-            "process {pid} outlived the runtime"
+            "sandbox {pid} outlived the runtime"
         );
     }
+    assert!(
+        eventually(Duration::from_secs(5), || processes_running(&[
+            "sleep", "317"
+        ])
+        .is_empty())
+        .await,
+        "the grandchild outlived the runtime"
+    );
     for (class, id, by) in [("f", "a", 1), ("f", "b", 2), ("forking", "c", 3)] {
         let (_, record) = server.get(&format!("/v1/objects/{class}/{id}")).await;
         assert_eq!(record["status"], "hibernated", "{record}");

@@ -130,7 +130,11 @@ async fn hung_save_keeps_sandbox_and_retries() {
     let record = runtime.get(&x).await.unwrap();
     assert_eq!(record.status, Status::Failed);
     assert!(
-        record.last_error.as_deref().unwrap().contains("retried in"),
+        record
+            .last_error
+            .as_deref()
+            .unwrap()
+            .contains("will be retried"),
         "{record:?}"
     );
     assert!(alive(pid), "the sandbox keeps running with unsaved state");

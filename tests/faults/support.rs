@@ -95,14 +95,42 @@ pub fn count_events(
     count
 }
 
-/// Returns the pids the faulty handler wrote into the sandbox folders of `class` under `data`.
-pub fn handler_pids(data: &Path, class: &str) -> Vec<u32> {
+/// Counts the sandboxes of `class` under `data` whose faulty handler started (it writes
+/// `handler.pid` into its working folder).
+pub fn started_sandboxes(data: &Path, class: &str) -> usize {
+    sandbox_folders(data, class)
+        .filter(|folder| folder.join("work/handler.pid").exists())
+        .count()
+}
+
+/// Returns the host pids of the sandboxes of `class` still running: the process driver keeps
+/// a pid file in each sandbox folder until the process has exited.
+pub fn running_sandboxes(data: &Path, class: &str) -> Vec<u32> {
+    sandbox_folders(data, class)
+        .filter_map(|folder| std::fs::read_to_string(folder.join("pid")).ok())
+        .filter_map(|text| text.split_whitespace().next()?.parse().ok())
+        .collect()
+}
+
+fn sandbox_folders(data: &Path, class: &str) -> impl Iterator<Item = std::path::PathBuf> {
     let prefix = format!("{class}.");
     std::fs::read_dir(data.join("sandboxes"))
         .unwrap()
         .flatten()
-        .filter(|entry| entry.file_name().to_string_lossy().starts_with(&prefix))
-        .filter_map(|entry| std::fs::read_to_string(entry.path().join("work/handler.pid")).ok())
-        .map(|text| text.trim().parse().unwrap())
+        .filter(move |entry| entry.file_name().to_string_lossy().starts_with(&prefix))
+        .map(|entry| entry.path())
+}
+
+/// Returns the pids of processes whose command line is exactly `argv`.
+pub fn processes_running(argv: &[&str]) -> Vec<u32> {
+    let wanted: Vec<u8> = argv.iter().flat_map(|arg| arg.bytes().chain([0])).collect();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|entry| {
+            let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+            let cmdline = std::fs::read(entry.path().join("cmdline")).ok()?;
+            (cmdline == wanted && crate::common::alive(pid)).then_some(pid)
+        })
         .collect()
 }

@@ -16,13 +16,16 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
+use super::isolation::Isolation;
 use super::{Sandbox, SandboxDriver, SandboxError, SandboxName, SandboxSpec};
+use crate::config::SandboxSettings;
 
 /// Runs handlers as child processes.
 pub struct ProcessDriver {
     root: PathBuf,
     host_program: PathBuf,
     stop_grace: Duration,
+    isolation: Isolation,
     /// Process group of each running sandbox, for `stop`.
     groups: Mutex<HashMap<SandboxName, i32>>,
 }
@@ -30,12 +33,25 @@ pub struct ProcessDriver {
 impl ProcessDriver {
     /// `root` is `DATA_DIR/sandboxes`; `host_program` is the torpor binary that serves
     /// built-in classes (`torpor object-host NAME`).
-    pub fn new(root: PathBuf, host_program: PathBuf, stop_grace: Duration) -> anyhow::Result<Self> {
-        std::fs::create_dir_all(&root)?;
+    pub fn new(
+        root: PathBuf,
+        host_program: PathBuf,
+        stop_grace: Duration,
+        settings: &SandboxSettings,
+    ) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(&root).map_err(|e| {
+            anyhow::anyhow!("cannot create the sandbox folder {}: {e}", root.display())
+        })?;
+        let isolation = Isolation::probe(settings, &host_program, &root);
+        if isolation.separate_users() {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o700))?;
+        }
         Ok(Self {
             root,
             host_program,
             stop_grace,
+            isolation,
             groups: Mutex::new(HashMap::new()),
         })
     }
@@ -60,14 +76,23 @@ impl SandboxDriver for ProcessDriver {
         "process"
     }
 
+    fn warnings(&self) -> Vec<String> {
+        self.isolation.warnings()
+    }
+
+    fn close(&self) {
+        self.isolation.close();
+    }
+
     async fn start(&self, spec: &SandboxSpec) -> Result<Sandbox, SandboxError> {
         let folder = self.folder(&spec.name);
-        let sandbox = spawn::start(&folder, &self.host_program, spec).map_err(|reason| {
-            SandboxError::Start {
-                name: spec.name.clone(),
-                reason,
-            }
-        })?;
+        let sandbox =
+            spawn::start(&folder, &self.host_program, &self.isolation, spec).map_err(|reason| {
+                SandboxError::Start {
+                    name: spec.name.clone(),
+                    reason,
+                }
+            })?;
         if let Some(pid) = sandbox.pid
             && let Ok(mut groups) = self.groups.lock()
         {

@@ -12,8 +12,8 @@ use std::sync::Arc;
 
 use tokio::sync::watch;
 
-use crate::config::Handler;
 use crate::model::format_ms;
+use crate::sandbox::isolation::Isolation;
 use crate::sandbox::{ExitInfo, ExitProbe, Sandbox, SandboxSpec};
 
 /// A log above this size is moved to `sandbox.log.1` when the sandbox next starts.
@@ -33,7 +33,12 @@ fn work_dir(folder: &Path) -> PathBuf {
     folder.join("work")
 }
 
-pub fn start(folder: &Path, host_program: &Path, spec: &SandboxSpec) -> Result<Sandbox, String> {
+pub fn start(
+    folder: &Path,
+    host_program: &Path,
+    isolation: &Isolation,
+    spec: &SandboxSpec,
+) -> Result<Sandbox, String> {
     let work = work_dir(folder);
     std::fs::create_dir_all(&work).map_err(|e| format!("cannot create {}: {e}", work.display()))?;
     let mut log = open_log(folder)?;
@@ -48,13 +53,24 @@ pub fn start(folder: &Path, host_program: &Path, spec: &SandboxSpec) -> Result<S
     let listener = TcpListener::bind("127.0.0.1:0")
         .map_err(|e| format!("cannot bind a loopback port: {e}"))?;
     let address = listener.local_addr().map_err(|e| e.to_string())?;
-    let (program, args): (PathBuf, Vec<String>) = match &spec.class.handler {
-        Handler::Builtin(name) => (
-            host_program.to_path_buf(),
-            vec!["object-host".into(), name.clone()],
-        ),
-        Handler::Command(argv) => (PathBuf::from(&argv[0]), argv[1..].to_vec()),
-    };
+    let plan = isolation
+        .plan(
+            spec.name.as_str(),
+            spec.oid,
+            &spec.class,
+            &work,
+            address.port(),
+        )
+        .map_err(|e| format!("cannot create the sandbox's cgroup: {e}"))?;
+    if let Some(uid) = plan.uid {
+        confine_folders(folder, &work, uid)
+            .map_err(|e| format!("cannot hand {} to uid {uid}: {e}", work.display()))?;
+    }
+    let init_spec = serde_json::to_string(&plan.spec).map_err(|e| e.to_string())?;
+    let (program, args) = (
+        host_program.to_path_buf(),
+        vec!["sandbox-init".to_owned(), init_spec],
+    );
 
     let mut command = tokio::process::Command::new(&program);
     command
@@ -115,11 +131,21 @@ pub fn start(folder: &Path, host_program: &Path, spec: &SandboxSpec) -> Result<S
         .map(|fd| Arc::new(fd) as Arc<dyn ExitProbe>);
     let (exit_sender, exit) = watch::channel(None);
     let folder = folder.to_path_buf();
+    let memory_mb = spec.class.memory_mb;
+    let cgroup = plan.cgroup;
     tokio::spawn(async move {
-        let detail = match child.wait().await {
+        let mut detail = match child.wait().await {
             Ok(status) => describe(status),
             Err(err) => format!("cannot wait for the process: {err}"),
         };
+        if let Some(cgroup) = cgroup {
+            if cgroup.oom_killed() {
+                detail.push_str(&format!(
+                    "; it exceeded its memory limit of {memory_mb} MiB"
+                ));
+            }
+            tokio::task::spawn_blocking(move || cgroup.release());
+        }
         let _ = std::fs::remove_file(pid_path(&folder));
         let _ = writeln!(
             log,
@@ -184,6 +210,15 @@ fn child_setup(parent: i32, inherited: Option<i32>) -> std::io::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Gives the work folder to the sandbox's user and closes its parent folder to it, so it can
+/// reach nothing of the data directory but its own folder.
+fn confine_folders(folder: &Path, work: &Path, uid: u32) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::os::unix::fs::chown(work, Some(uid), Some(uid))?;
+    std::fs::set_permissions(work, std::fs::Permissions::from_mode(0o700))?;
+    std::fs::set_permissions(folder, std::fs::Permissions::from_mode(0o700))
 }
 
 fn open_log(folder: &Path) -> Result<File, String> {

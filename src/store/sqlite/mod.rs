@@ -33,8 +33,12 @@ pub struct SqliteStore {
 impl SqliteStore {
     /// Opens (creating if needed) the database at `path` and brings its schema up to date.
     pub fn open(path: &Path) -> anyhow::Result<Self> {
-        let mut writer = open_connection(path)?;
-        let ran = schema::migrate(&mut writer)?;
+        // SQLite's errors repeat themselves through their source chain; flatten to one line.
+        let failed = |e: &dyn std::fmt::Display| {
+            anyhow::anyhow!("cannot open the store {}: {e}", path.display())
+        };
+        let mut writer = open_connection(path).map_err(|e| failed(&e))?;
+        let ran = schema::migrate(&mut writer).map_err(|e| failed(&e))?;
         if ran > 0 {
             tracing::info!(path = %path.display(), migrations = ran, "store schema updated");
         }
@@ -51,11 +55,12 @@ impl SqliteStore {
                 schema::latest_version()
             );
         }
-        let reader = open_connection(path)?;
+        let reader = open_connection(path).map_err(|e| failed(&e))?;
         let (sender, receiver) = mpsc::channel();
+        let writer_path = path.to_path_buf();
         let thread = std::thread::Builder::new()
             .name("store-writer".into())
-            .spawn(move || writer::run(writer, receiver))?;
+            .spawn(move || writer::run(writer, receiver, writer_path))?;
         Ok(Self {
             path: path.to_path_buf(),
             writes: Mutex::new(Some(sender)),

@@ -3,6 +3,7 @@
 //! commit). Each write runs inside its own savepoint, so one failed write does not undo the
 //! others.
 
+use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 
 use bytes::Bytes;
@@ -52,7 +53,7 @@ pub enum Write {
 }
 
 /// Runs until every sender is dropped.
-pub fn run(mut conn: Connection, jobs: mpsc::Receiver<Write>) {
+pub fn run(mut conn: Connection, jobs: mpsc::Receiver<Write>, path: PathBuf) {
     while let Ok(first) = jobs.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -61,7 +62,7 @@ pub fn run(mut conn: Connection, jobs: mpsc::Receiver<Write>) {
                 Err(_) => break,
             }
         }
-        commit_batch(&mut conn, batch);
+        commit_batch(&mut conn, batch, &path);
     }
 }
 
@@ -86,20 +87,38 @@ impl Done {
 
     /// Replaces a successful result with `err`, for a transaction that failed to commit.
     fn fail(self, err: &StoreError) -> Self {
-        let err = || StoreError::Database(err.to_string());
+        let err = || match err {
+            StoreError::Database(message) => StoreError::Database(message.clone()),
+            other => StoreError::Database(other.to_string()),
+        };
         match self {
             Done::Wake(reply, _) => Done::Wake(reply, Err(err())),
             Done::Unit(reply, _) => Done::Unit(reply, Err(err())),
             Done::Bool(reply, _) => Done::Bool(reply, Err(err())),
         }
     }
+
+    fn error(&self) -> Option<StoreError> {
+        let message = match self {
+            Done::Wake(_, Err(e)) => e.to_string(),
+            Done::Unit(_, Err(e)) => e.to_string(),
+            Done::Bool(_, Err(e)) => e.to_string(),
+            _ => return None,
+        };
+        Some(StoreError::Database(message))
+    }
 }
 
-fn commit_batch(conn: &mut Connection, batch: Vec<Write>) {
-    let tx = match conn.transaction() {
+/// Describes a SQLite failure with the file it happened in.
+fn database_error(err: rusqlite::Error, path: &Path) -> StoreError {
+    StoreError::Database(format!("{err} (store {})", path.display()))
+}
+
+fn commit_batch(conn: &mut Connection, batch: Vec<Write>, path: &Path) {
+    let mut tx = match conn.transaction() {
         Ok(tx) => tx,
         Err(err) => {
-            let err = StoreError::from(err);
+            let err = database_error(err, path);
             batch
                 .into_iter()
                 .map(apply_none)
@@ -108,14 +127,31 @@ fn commit_batch(conn: &mut Connection, batch: Vec<Write>) {
         }
     };
     let mut done = Vec::with_capacity(batch.len());
-    let mut tx = tx;
-    for job in batch {
-        done.push(apply_in_savepoint(&mut tx, job));
+    let mut jobs = batch.into_iter();
+    for job in jobs.by_ref() {
+        let result = apply_in_savepoint(&mut tx, job);
+        // Some failures (a full disk, for one) make SQLite roll back the whole transaction,
+        // undoing the writes before this one too: they must not be reported as saved.
+        if tx.is_autocommit() {
+            let err = result.error().unwrap_or_else(|| {
+                StoreError::Database(format!(
+                    "the transaction was rolled back (store {})",
+                    path.display()
+                ))
+            });
+            tracing::error!(error = %err, "store transaction rolled back");
+            done.push(result);
+            done.into_iter()
+                .chain(jobs.map(apply_none))
+                .for_each(|d| d.fail(&err).send());
+            return;
+        }
+        done.push(result);
     }
     match tx.commit() {
         Ok(()) => done.into_iter().for_each(Done::send),
         Err(err) => {
-            let err = StoreError::from(err);
+            let err = database_error(err, path);
             tracing::error!(error = %err, "store commit failed");
             done.into_iter().for_each(|d| d.fail(&err).send());
         }
@@ -164,12 +200,13 @@ fn apply_in_savepoint(tx: &mut Transaction<'_>, job: Write) -> Done {
         Done::Unit(_, r) => r.is_err(),
         Done::Bool(_, r) => r.is_err(),
     };
-    let finished = if failed {
-        sp.rollback().and_then(|()| sp.commit())
-    } else {
-        sp.commit()
-    };
-    if let Err(err) = finished {
+    if failed {
+        // The write's own error is the one to report; if SQLite already ended the transaction,
+        // the rollback fails too, and the caller sees that through `is_autocommit`.
+        let _ = sp.rollback().and_then(|()| sp.commit());
+        return done;
+    }
+    if let Err(err) = sp.commit() {
         return done.fail(&StoreError::from(err));
     }
     done
