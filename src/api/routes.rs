@@ -69,7 +69,10 @@ pub async fn stats(State(state): State<AppState>) -> ApiResult<Json<Stats>> {
             )
         })
         .collect();
-    Ok(Json(Stats { objects }))
+    Ok(Json(Stats {
+        objects,
+        resident_objects: state.runtime.resident_objects(),
+    }))
 }
 
 pub async fn classes(State(state): State<AppState>) -> Json<Vec<ClassInfo>> {

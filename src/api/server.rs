@@ -14,7 +14,7 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tower_http::timeout::RequestBodyTimeoutLayer;
 
-use super::auth::{self, AuthRequest, Tokens};
+use super::auth::{self, AuthSetup, Tokens};
 use super::{listen, routes, sse};
 use crate::runtime::Runtime;
 
@@ -43,9 +43,8 @@ impl AppState {
     }
 }
 
-#[derive(Debug, Clone, Default)]
 pub struct ServeOptions {
-    pub auth: AuthRequest,
+    pub auth: AuthSetup,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -96,7 +95,7 @@ pub async fn serve(
     options: ServeOptions,
 ) -> anyhow::Result<()> {
     let address = listener.local_addr()?;
-    let auth = auth::resolve(options.auth, address, runtime.data_dir())?;
+    let auth = options.auth;
     tracing::info!(%address, data_dir = %runtime.data_dir().display(), "serving the torpor API");
     eprintln!(
         "torpor: serving on http://{address} (data directory {}); {}",

@@ -59,6 +59,8 @@ pub struct Health {
 pub struct Stats {
     /// Objects per status.
     pub objects: std::collections::BTreeMap<String, u64>,
+    /// Objects the runtime holds in memory: active, recently called or waited for.
+    pub resident_objects: usize,
 }
 
 /// `GET /v1/objects`.

@@ -208,13 +208,19 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             }
             None if args.serve => {
                 crate::logging::to_stderr("info");
-                let listener = crate::api::bind(args.listen).await?;
-                let runtime = start_runtime(&args).await?;
-                let auth = crate::api::auth::AuthRequest {
+                // Refuse a missing token and a busy port before the runtime starts anything.
+                let data_dir = data_dir(&args)?;
+                std::fs::create_dir_all(&data_dir).with_context(|| {
+                    format!("cannot create data directory {}", data_dir.display())
+                })?;
+                let request = crate::api::auth::AuthRequest {
                     token: args.token.clone(),
                     read_token: args.read_token.clone(),
                     no_auth: args.no_auth,
                 };
+                let auth = crate::api::auth::resolve(request, args.listen, &data_dir)?;
+                let listener = crate::api::bind(args.listen).await?;
+                let runtime = start_runtime(&args).await?;
                 crate::api::serve(runtime, listener, crate::api::ServeOptions { auth }).await?;
                 Ok(ExitCode::SUCCESS)
             }

@@ -56,6 +56,12 @@ impl Runtime {
         Ok(Listing { objects, next })
     }
 
+    /// Counts the objects the runtime keeps in memory: those active, recently called, or
+    /// waited for. The rest live only in the store.
+    pub fn resident_objects(&self) -> usize {
+        self.inner.slots.len()
+    }
+
     /// Counts the objects in each status.
     pub async fn count_by_status(
         &self,

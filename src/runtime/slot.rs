@@ -164,6 +164,10 @@ impl Slots {
         self.map().get(key).cloned()
     }
 
+    pub fn len(&self) -> usize {
+        self.map().len()
+    }
+
     pub fn all(&self) -> Vec<Arc<Slot>> {
         self.map().values().cloned().collect()
     }

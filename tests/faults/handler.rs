@@ -91,10 +91,39 @@ async fn run() {
             eprintln!("faulty handler: ignoring SIGTERM");
         }
     };
+    if env_flag("FAULT_ONE_CONNECTION") {
+        serve_one_connection_at_a_time(listener, app, stop).await;
+        return;
+    }
     axum::serve(listener, app)
         .with_graceful_shutdown(stop)
         .await
         .unwrap();
+}
+
+/// Serves each connection to its end before accepting the next, as single-threaded servers
+/// such as Python's `HTTPServer` do.
+async fn serve_one_connection_at_a_time(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    stop: impl std::future::Future<Output = ()>,
+) {
+    let serve = async {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let service = hyper_util::service::TowerToHyperService::new(app.clone());
+            let io = hyper_util::rt::TokioIo::new(stream);
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(io, service)
+                .await;
+        }
+    };
+    tokio::select! {
+        _ = serve => {}
+        _ = stop => {}
+    }
 }
 
 async fn health(State(handler): State<Shared>) -> StatusCode {
@@ -149,6 +178,15 @@ async fn write_storage(State(handler): State<Shared>, body: Bytes) -> Response {
         )
             .into_response(),
     }
+}
+
+/// Reports an attempt's outcome: `{"ok": true}` or `{"ok": false, "error": "..."}`.
+fn attempt(result: std::io::Result<()>) -> Response {
+    let value = match result {
+        Ok(()) => json!({ "ok": true }),
+        Err(err) => json!({ "ok": false, "error": err.to_string() }),
+    };
+    json_response(StatusCode::OK, &value)
 }
 
 fn json_response(status: StatusCode, value: &Value) -> Response {
@@ -213,6 +251,70 @@ async fn call(State(handler): State<Shared>, Path(method): Path<String>, body: B
             json_response(StatusCode::OK, &json!({ "ok": true }))
         }
         "pid" => json_response(StatusCode::OK, &json!({ "pid": std::process::id() })),
+        "status" => {
+            let code = number(&body, "code") as u16;
+            let status = StatusCode::from_u16(code).unwrap_or(StatusCode::IM_A_TEAPOT);
+            (status, "status on request").into_response()
+        }
+        // Attempts a sandbox must not succeed at; each reports what happened.
+        "write" => attempt(std::fs::write(
+            body["path"].as_str().unwrap_or(""),
+            b"written by a sandbox",
+        )),
+        "read" => attempt(std::fs::read(body["path"].as_str().unwrap_or("")).map(|_| ())),
+        "connect" => {
+            let address = format!("127.0.0.1:{}", number(&body, "port"));
+            attempt(
+                std::net::TcpStream::connect_timeout(
+                    &address.parse().unwrap(),
+                    Duration::from_secs(2),
+                )
+                .map(|_| ()),
+            )
+        }
+        "signal" => {
+            // SAFETY: kill(2) with a pid from the test; the sandbox should not be allowed to.
+            let sent = unsafe { libc::kill(number(&body, "pid") as i32, libc::SIGTERM) } == 0;
+            attempt(if sent {
+                Ok(())
+            } else {
+                Err(std::io::Error::last_os_error())
+            })
+        }
+        "environ" => {
+            let vars: serde_json::Map<String, Value> =
+                std::env::vars().map(|(k, v)| (k, json!(v))).collect();
+            // SAFETY: getuid has no preconditions.
+            let uid = unsafe { libc::getuid() };
+            json_response(StatusCode::OK, &json!({ "vars": vars, "uid": uid }))
+        }
+        "spawn" => {
+            let mut spawned = 0;
+            let mut error = Value::Null;
+            for _ in 0..number(&body, "count") {
+                match std::process::Command::new("sleep").arg("289").spawn() {
+                    Ok(child) => {
+                        std::mem::forget(child);
+                        spawned += 1;
+                    }
+                    Err(err) => {
+                        error = json!(err.to_string());
+                        break;
+                    }
+                }
+            }
+            json_response(
+                StatusCode::OK,
+                &json!({ "spawned": spawned, "error": error }),
+            )
+        }
+        "allocate" => {
+            let mut blocks = Vec::new();
+            for _ in 0..number(&body, "mb") {
+                blocks.push(vec![7u8; 1024 * 1024]);
+            }
+            json_response(StatusCode::OK, &json!({ "allocated_mb": blocks.len() }))
+        }
         other => json_response(
             StatusCode::NOT_FOUND,
             &json!({ "error": format!("unknown method {other:?}") }),

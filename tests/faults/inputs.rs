@@ -16,6 +16,9 @@ pub fn trials() -> Vec<Trial> {
         huge_storage_survives_limit_fails_loudly,
         huge_response_is_rejected,
         reserved_methods_rejected,
+        invalid_handler_statuses_become_502,
+        one_connection_handler_never_stalls,
+        stalled_request_is_closed,
     ]
 }
 
@@ -225,5 +228,66 @@ async fn reserved_methods_rejected() {
         body,
         json!({ "count": 3 }),
         "the handler's storage unchanged"
+    );
+}
+
+async fn invalid_handler_statuses_become_502() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = test_config(&faulty("f", &[], ""));
+    let server = Server::start(&dir.path().join("data"), Some(&config)).await;
+    for code in [101, 600, 999] {
+        let (status, body) = server
+            .call("f", "x", "status", &format!("{{\"code\": {code}}}"))
+            .await;
+        assert_eq!(status, 502, "{code}: {body}");
+        assert_eq!(body["error"]["code"], "invalid_handler_status");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains(&code.to_string()),
+            "{body}"
+        );
+    }
+    let (status, _) = server.call("f", "x", "status", "{\"code\": 418}").await;
+    assert_eq!(status, 418, "a valid handler status passes through");
+}
+
+async fn one_connection_handler_never_stalls() {
+    let dir = tempfile::tempdir().unwrap();
+    let class = faulty(
+        "single",
+        &[("FAULT_ONE_CONNECTION", "1")],
+        "storage_read_timeout = \"2s\"",
+    );
+    let server = Server::start(&dir.path().join("data"), Some(&test_config(&class))).await;
+    for expected in 1..=40 {
+        let id = format!("s{}", expected % 3);
+        let (status, body) = server.call("single", &id, "increment", "").await;
+        assert_eq!(status, 200, "call {expected}: {body}");
+    }
+    let (status, body) = server.post("/v1/objects/single/s0/hibernate", "").await;
+    assert_eq!(status, 200, "{body}");
+    let (_, body) = server.call("single", "s0", "get", "").await;
+    assert_eq!(body["count"], 13);
+}
+
+async fn stalled_request_is_closed() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"), None).await;
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+    stream
+        .write_all(b"POST /v1/objects/counter/x/call/get HTTP/1.1\r\nHost: x\r\n")
+        .unwrap();
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .unwrap();
+    let started = std::time::Instant::now();
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    let held = started.elapsed();
+    assert!(
+        held < std::time::Duration::from_secs(20),
+        "a stalled request held its connection for {held:?}"
     );
 }

@@ -26,6 +26,9 @@ pub fn trials() -> Vec<Trial> {
         idle_clock_starts_at_last_call,
         never_healthy_fails_within_wake_timeout,
         restart_after_kill_hibernates_active,
+        late_caller_shares_failing_wake,
+        active_objects_are_bounded,
+        missing_objects_leave_nothing_in_memory,
     ]
 }
 
@@ -53,6 +56,11 @@ async fn stale_instance_never_overwrites() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     let record = runtime.hibernate(&x, true).await.unwrap();
     assert_eq!(record.status, Status::Hibernated);
+    assert_eq!(
+        record.storage.as_ref().unwrap()["value"],
+        "first",
+        "the aborted call's write is not saved"
+    );
     assert!(
         !alive(old_pid),
         "the old instance is stopped before hibernation returns"
@@ -271,7 +279,7 @@ async fn never_healthy_fails_within_wake_timeout() {
 
 async fn restart_after_kill_hibernates_active() {
     let dir = tempfile::tempdir().unwrap();
-    let exe = std::env::current_exe().unwrap();
+    let exe = crate::support::handler_program();
     // The handler leaves a grandchild in its process group, which outlives the handler's
     // PR_SET_PDEATHSIG and must be found through the pid file at the next start.
     let config = test_config(&format!(
@@ -321,4 +329,79 @@ async fn restart_after_kill_hibernates_active() {
         let (_, body) = server.call(class, id, "increment", "").await;
         assert_eq!(body["count"], by + 1);
     }
+}
+
+async fn late_caller_shares_failing_wake() {
+    let dir = tempfile::tempdir().unwrap();
+    let classes = faulty(
+        "sick",
+        &[("FAULT_NEVER_HEALTHY", "1")],
+        "wake_timeout = \"1s\"",
+    );
+    let runtime = start(dir.path(), &classes).await;
+    let x = key("sick", "x");
+    let first = tokio::spawn({
+        let runtime = runtime.clone();
+        let x = x.clone();
+        async move { call(&runtime, &x, "increment", "").await }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let started = Instant::now();
+    let late = call(&runtime, &x, "increment", "").await;
+    let waited = started.elapsed();
+    assert!(first.await.unwrap().is_err());
+    let err = late.expect_err("the late caller shares the failed wake");
+    assert!(err.to_string().contains("wake timeout of 1s"), "{err}");
+    assert!(
+        waited < Duration::from_millis(1500),
+        "the late caller waited {waited:?}, more than one wake"
+    );
+    assert_eq!(
+        runtime.get(&x).await.unwrap().generation,
+        1,
+        "one wake was tried"
+    );
+    runtime.shutdown().await;
+}
+
+async fn active_objects_are_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let classes = format!("[limits]\nmax_active_objects = 2\n{}", faulty("f", &[], ""));
+    let runtime = start(dir.path(), &classes).await;
+    ok(&runtime, &key("f", "a"), "increment", "").await;
+    ok(&runtime, &key("f", "b"), "increment", "").await;
+    let err = call(&runtime, &key("f", "c"), "increment", "")
+        .await
+        .expect_err("a third active object");
+    assert_eq!(err.http_status(), 503, "{err}");
+    assert!(
+        err.to_string().contains("limits.max_active_objects"),
+        "{err}"
+    );
+    runtime.hibernate(&key("f", "a"), false).await.unwrap();
+    assert_eq!(
+        ok(&runtime, &key("f", "c"), "increment", "").await,
+        json!({ "count": 1 })
+    );
+    runtime.shutdown().await;
+}
+
+async fn missing_objects_leave_nothing_in_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = start(dir.path(), &faulty("f", &[], "")).await;
+    for i in 0..300 {
+        let ghost = key("f", &format!("ghost-{i}"));
+        assert!(matches!(
+            runtime.delete(&ghost).await,
+            Err(RuntimeError::NotFound(_))
+        ));
+        let timeout = Some(Duration::from_secs(5));
+        assert!(matches!(
+            runtime.set_idle_timeout(&ghost, timeout).await,
+            Err(RuntimeError::NotFound(_))
+        ));
+        assert!(runtime.hibernate(&ghost, false).await.is_err());
+    }
+    assert_eq!(runtime.resident_objects(), 0);
+    runtime.shutdown().await;
 }

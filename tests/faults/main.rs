@@ -13,6 +13,7 @@ mod handler;
 mod inputs;
 mod lifecycle;
 mod saves;
+mod security;
 mod support;
 
 use libtest_mimic::{Arguments, Trial};
@@ -28,7 +29,10 @@ fn main() {
     trials.extend(saves::trials());
     trials.extend(inputs::trials());
     trials.extend(crash::trials());
-    libtest_mimic::run(&arguments, trials).exit();
+    trials.extend(security::trials());
+    let conclusion = libtest_mimic::run(&arguments, trials);
+    let _ = std::fs::remove_dir_all(support::program_folder());
+    conclusion.exit();
 }
 
 /// Lists async scenario functions as trials named after the functions.

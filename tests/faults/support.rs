@@ -1,6 +1,8 @@
 //! Configuration and observation helpers shared by the scenarios.
 
-use std::path::Path;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -9,9 +11,30 @@ use tokio::sync::broadcast;
 use torpor::model::{Event, EventKind, MethodName, ObjectKey};
 use torpor::runtime::{CallRequest, Runtime, RuntimeError};
 
+static PROGRAM: OnceLock<PathBuf> = OnceLock::new();
+
+/// A copy of this test executable that any user can run, for sandboxes that run as their own
+/// unprivileged user: the build folder may sit in a folder only its owner can enter.
+pub fn handler_program() -> &'static Path {
+    PROGRAM.get_or_init(|| {
+        let folder = program_folder();
+        std::fs::create_dir_all(&folder).unwrap();
+        std::fs::set_permissions(&folder, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let program = folder.join("faulty-handler");
+        std::fs::copy(std::env::current_exe().unwrap(), &program).unwrap();
+        std::fs::set_permissions(&program, std::fs::Permissions::from_mode(0o755)).unwrap();
+        program
+    })
+}
+
+/// The folder `handler_program` copies into, removed when the tests end.
+pub fn program_folder() -> PathBuf {
+    std::env::temp_dir().join(format!("torpor-faults-{}", std::process::id()))
+}
+
 /// A `[classes.NAME]` table running the faulty handler with extra environment and settings.
 pub fn faulty(name: &str, env: &[(&str, &str)], settings: &str) -> String {
-    let exe = std::env::current_exe().unwrap();
+    let exe = handler_program();
     let mut vars = vec!["FAULTY_HANDLER = \"1\"".to_owned()];
     vars.extend(env.iter().map(|(k, v)| format!("{k} = \"{v}\"")));
     format!(
