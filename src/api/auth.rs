@@ -28,7 +28,7 @@ pub const TOKEN_FILE: &str = "api-token";
 /// File in the data directory holding a generated read-only token.
 pub const READ_TOKEN_FILE: &str = "api-token-read";
 
-/// What a token allows.
+/// The access a token grants.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Access {
     Read,
@@ -57,7 +57,7 @@ impl Tokens {
         })
     }
 
-    /// The access `presented` grants. Both tokens are always compared, in constant time.
+    /// Returns the access `presented` grants. Both tokens are always compared, in constant time.
     pub fn grant(&self, presented: &[u8]) -> Option<Access> {
         let full: bool = self.full.ct_eq(presented).into();
         let read: bool = self
@@ -91,7 +91,7 @@ pub fn generate() -> anyhow::Result<String> {
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
-/// How the server is to authenticate, as the command line asked.
+/// The authentication the command line requested.
 #[derive(Debug, Clone, Default)]
 pub struct AuthRequest {
     pub token: Option<String>,
@@ -178,7 +178,7 @@ fn load_or_create(path: &PathBuf) -> anyhow::Result<String> {
     Ok(token)
 }
 
-/// The access a request needs: reading for `GET` and `HEAD`, full for the rest.
+/// Returns the access a request needs: reading for `GET` and `HEAD`, full for the rest.
 fn needed(method: &Method) -> Access {
     if method == Method::GET || method == Method::HEAD {
         Access::Read

@@ -14,7 +14,7 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
-/// Time a client gets to send a request's headers once it starts one; a connection that
+/// Time a client gets to send a request's headers once it starts one. A connection that
 /// sends part of a request and stalls is closed then.
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// Time a client gets to send a request body.

@@ -64,7 +64,7 @@ impl Params {
     }
 }
 
-/// The error for a body over `limit` bytes, with its size when the request declared one.
+/// Builds the error for a body over `limit` bytes, with its size when the request declared one.
 pub fn body_too_large(headers: &HeaderMap, limit: usize) -> ApiError {
     let size = declared_length(headers)
         .map(|len| format!("of {len} bytes "))

@@ -1,14 +1,14 @@
 //! Per-sandbox cgroups for memory, CPU and process limits, under the runtime's own cgroup,
 //! for cgroup v1 (one hierarchy per controller) and v2 (one unified hierarchy).
 //!
-//! The runtime creates a sandbox's cgroups and writes their limits; the sandbox joins them
+//! The runtime creates a sandbox's cgroups and writes their limits. The sandbox joins them
 //! itself before it runs any handler code, so nothing escapes the limits at start.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-/// Where the runtime can create cgroups.
+/// The cgroup hierarchies the runtime can create cgroups in.
 #[derive(Debug, Clone)]
 pub enum Cgroups {
     /// One folder per controller: memory, and cpu and pids where mounted.
@@ -55,14 +55,14 @@ const POOL_KEEP: usize = 64;
 /// Free cgroups made at start-up, in the background.
 const POOL_PREPARE: usize = 8;
 
-/// The folder under the runtime's own cgroup that holds every runtime's sandbox cgroups; each
+/// The folder under the runtime's own cgroup that holds every runtime's sandbox cgroups. Each
 /// runtime has a folder of its own in it, named after its data directory.
 const PARENT: &str = "torpor-sandboxes";
 const CFS_PERIOD_US: u64 = 100_000;
 
 impl Cgroups {
     /// Finds writable cgroup hierarchies with a memory controller and makes this runtime's
-    /// folder in them; `scope` names the folder. The error says why there are none.
+    /// folder in them; `scope` names the folder. The error gives the reason there are none.
     pub fn detect(scope: &str) -> Result<Cgroups, String> {
         let mounts = std::fs::read_to_string("/proc/self/mountinfo")
             .map_err(|e| format!("cannot read mountinfo: {e}"))?;
@@ -125,7 +125,7 @@ impl Cgroups {
         Err("no writable cgroup hierarchy with a memory controller".into())
     }
 
-    /// The folders of cgroup `name`, created if missing: (all folders, the memory one).
+    /// Creates cgroup `name`'s folders if missing; returns them all and the memory one.
     fn folders(&self, name: &str) -> std::io::Result<(Vec<PathBuf>, PathBuf)> {
         match self {
             Cgroups::V1 { memory, cpu, pids } => {
@@ -351,13 +351,13 @@ fn oom_kills(memory: &Path, v2: bool) -> u64 {
 }
 
 impl SandboxCgroup {
-    /// The `cgroup.procs` files a process writes `0` to in order to join.
+    /// Returns the `cgroup.procs` files a process writes `0` to in order to join.
     pub fn procs_files(&self) -> Vec<PathBuf> {
         self.dirs.iter().map(|d| d.join("cgroup.procs")).collect()
     }
 
-    /// Whether the kernel's OOM killer killed a process of this sandbox for exceeding the
-    /// memory limit.
+    /// Returns whether the kernel's OOM killer killed a process of this sandbox for exceeding
+    /// the memory limit.
     pub fn oom_killed(&self) -> bool {
         oom_kills(&self.memory, self.v2) > self.oom_baseline
     }

@@ -164,7 +164,7 @@ fn supervise(child: libc::pid_t) -> ! {
     }
     if libc::WIFSIGNALED(status) {
         let signal = libc::WTERMSIG(status);
-        // SAFETY: restores the default action and re-raises, so our parent sees the signal.
+        // SAFETY: restores the default action and re-raises, so our parent receives the signal.
         unsafe {
             libc::signal(signal, libc::SIG_DFL);
             libc::raise(signal);

@@ -22,7 +22,7 @@ pub struct LandlockRules {
     pub network: bool,
 }
 
-/// The Landlock ABI the running kernel supports; 0 when it has none.
+/// Returns the Landlock ABI the running kernel supports, or 0 when it has none.
 pub fn kernel_abi() -> i32 {
     // SAFETY: landlock_create_ruleset with a null attribute, size 0 and the VERSION flag only
     // returns the ABI version (or an error); it creates nothing.

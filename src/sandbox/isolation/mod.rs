@@ -21,7 +21,7 @@ use self::cgroup::{CgroupPool, Cgroups, Limits};
 use self::landlock::LandlockRules;
 use crate::config::{ClassConfig, Handler, SandboxSettings, SandboxUser};
 
-/// What runs once the sandbox is set up.
+/// The program a sandbox runs once it is set up.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum Program {
     Builtin(String),
@@ -44,7 +44,7 @@ pub struct InitSpec {
     pub hostname: String,
 }
 
-/// What the host supports, probed once at start-up.
+/// The host's isolation features, probed once at start-up.
 #[derive(Debug)]
 pub struct Isolation {
     settings: SandboxSettings,
@@ -109,12 +109,12 @@ impl Isolation {
         }
     }
 
-    /// Whether sandboxes run as their own users.
+    /// Returns whether sandboxes run as their own users.
     pub fn separate_users(&self) -> bool {
         self.root && self.settings.user == SandboxUser::PerObject
     }
 
-    /// One line per protection the host or the configuration leaves out.
+    /// Describes, one line each, the protections the host or the configuration leaves out.
     pub fn warnings(&self) -> Vec<String> {
         let mut warnings = Vec::new();
         if !self.root {
@@ -205,7 +205,7 @@ impl Isolation {
     }
 }
 
-/// A cgroup folder name unique to the data directory: a hash of its path. One runtime owns a
+/// Names a cgroup folder after the data directory, with a hash of its path. One runtime owns a
 /// data directory at a time, so runtimes never share (or reap) each other's cgroups.
 fn cgroup_scope(folder: &Path) -> String {
     use std::os::unix::ffi::OsStrExt;
@@ -236,7 +236,7 @@ fn probe_namespaces(host_program: &Path) -> Result<(), String> {
     }
 }
 
-/// The body of `torpor sandbox-probe`: creates the namespaces a sandbox would, then exits.
+/// Creates the namespaces a sandbox would, then returns: the body of `torpor sandbox-probe`.
 pub fn probe_in_child() -> anyhow::Result<()> {
     let flags = libc::CLONE_NEWPID
         | libc::CLONE_NEWNS
