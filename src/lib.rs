@@ -6,6 +6,7 @@
 //! ratatui front end, and [`host`] serves the built-in demo classes.
 
 pub mod api;
+pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod console;

@@ -109,7 +109,7 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
             print!("{text}");
             Ok(ExitCode::SUCCESS)
         }
-        Command::ObjectHost { .. } | Command::SandboxInit { .. } | Command::SandboxProbe => {
+        Command::Bench { .. } | Command::ObjectHost { .. } | Command::SandboxInit { .. } | Command::SandboxProbe => {
             unreachable!("handled before the async runtime starts")
         }
     }

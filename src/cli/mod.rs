@@ -146,6 +146,16 @@ pub enum Command {
         #[command(flatten)]
         server: ServerArg,
     },
+    /// Measure the built-in counter: warm calls, throughput, wakes, hibernation lateness, a
+    /// stampede and a large store, on a temporary data directory.
+    Bench {
+        /// A short run (well under a minute) for CI.
+        #[arg(long)]
+        quick: bool,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Serve a built-in class as a handler, outside any sandbox.
     #[command(hide = true)]
     ObjectHost { name: String },
@@ -197,11 +207,20 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
         _ => {}
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Some(threads) = std::env::var("TORPOR_WORKER_THREADS").ok().and_then(|t| t.parse().ok()) {
+        builder.worker_threads(threads);
+    }
+    let runtime = builder
         .enable_all()
         .build()?;
     runtime.block_on(async move {
         match args.command {
+            Some(Command::Bench { quick, json }) => {
+                crate::logging::to_stderr("warn");
+                crate::bench::run(quick, json).await?;
+                Ok(ExitCode::SUCCESS)
+            }
             Some(command) => {
                 crate::logging::to_stderr("warn");
                 client::run(command).await

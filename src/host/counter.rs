@@ -26,6 +26,10 @@ impl BuiltinClass for Counter {
         }
     }
 
+    fn changes_storage(&self, method: &str) -> bool {
+        method != "get"
+    }
+
     fn call(&self, storage: &mut Value, method: &str, body: &[u8]) -> (StatusCode, Value) {
         match method {
             "increment" => {

@@ -41,6 +41,10 @@ impl BuiltinClass for Kv {
         }
     }
 
+    fn changes_storage(&self, method: &str) -> bool {
+        !matches!(method, "get" | "list")
+    }
+
     fn call(&self, storage: &mut Value, method: &str, body: &[u8]) -> (StatusCode, Value) {
         let body = match body_json(body) {
             Ok(body) => body,

@@ -31,7 +31,13 @@ pub trait BuiltinClass: Send + Sync + 'static {
     fn check_storage(&self, storage: &Value) -> Result<(), String>;
     /// Runs `method` with the request body against the storage.
     fn call(&self, storage: &mut Value, method: &str, body: &[u8]) -> (StatusCode, Value);
+    /// Whether `method` may change storage.
+    fn changes_storage(&self, method: &str) -> bool;
 }
+
+/// Largest storage sent back in the `torpor-storage` header; larger storage is left for the
+/// runtime to read with `GET /__storage`.
+const MAX_STORAGE_HEADER_BYTES: usize = 64 * 1024;
 
 fn class_by_name(name: &str) -> Option<Arc<dyn BuiltinClass>> {
     match name {
@@ -152,7 +158,17 @@ async fn write_storage(State(host): State<Shared>, body: Bytes) -> Response {
 async fn call(State(host): State<Shared>, Path(method): Path<String>, body: Bytes) -> Response {
     let mut storage = lock(&host);
     let (status, value) = host.class.call(&mut storage, &method, &body);
-    json_response(status, &value)
+    let mut response = json_response(status, &value);
+    // Saves the runtime a GET /__storage after the call: "unchanged", or the storage itself.
+    let hint = if host.class.changes_storage(&method) {
+        Some(storage.to_string()).filter(|text| text.len() <= MAX_STORAGE_HEADER_BYTES)
+    } else {
+        Some("unchanged".to_owned())
+    };
+    if let Some(value) = hint.and_then(|text| axum::http::HeaderValue::from_str(&text).ok()) {
+        response.headers_mut().insert(crate::runtime::handler::STORAGE_HEADER, value);
+    }
+    response
 }
 
 /// Parses an optional JSON request body; an empty body is `null`.

@@ -9,7 +9,7 @@ use bytes::Bytes;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::handler::{CallFailure, HandlerReply, StorageFailure};
+use super::handler::{CallFailure, HandlerReply, StorageFailure, StorageHint};
 use super::slot::{Slot, Turn};
 use super::{Inner, Runtime, RuntimeError};
 use crate::config::{ClassConfig, Durability};
@@ -195,7 +195,7 @@ impl Inner {
             };
             let failure = match result {
                 Ok(reply) => {
-                    self.checkpoint_after(slot, turn, class, method).await?;
+                    self.checkpoint_after(slot, turn, class, method, &reply.storage).await?;
                     return Ok(reply);
                 }
                 Err(failure) => failure,
@@ -272,6 +272,7 @@ impl Inner {
         turn: &mut Turn,
         class: &ClassConfig,
         method: &str,
+        hint: &StorageHint,
     ) -> Result<(), RuntimeError> {
         if self.config.runtime.durability != Durability::PerCall {
             return Ok(());
@@ -285,11 +286,18 @@ impl Inner {
             method: method.to_owned(),
             reason,
         };
-        let storage = match activation
-            .channel
-            .read_storage(class.storage_read_timeout, limit)
-            .await
-        {
+        let recovering = slot.live().record.as_ref().is_some_and(|r| r.status == Status::Failed);
+        if *hint == StorageHint::Unchanged && !recovering {
+            return Ok(());
+        }
+        let storage = match hint {
+            StorageHint::Snapshot(storage) if storage.len() <= limit => Ok(storage.clone()),
+            StorageHint::Snapshot(_) => Err(StorageFailure::TooLarge),
+            StorageHint::None | StorageHint::Unchanged => {
+                activation.channel.read_storage(class.storage_read_timeout, limit).await
+            }
+        };
+        let storage = match storage {
             Ok(storage) => storage,
             Err(StorageFailure::TooLarge) => {
                 let error = RuntimeError::StorageTooLarge {
@@ -302,11 +310,6 @@ impl Inner {
             }
             Err(StorageFailure::Failed(reason)) => return Err(checkpoint_failed(reason)),
         };
-        let recovering = slot
-            .live()
-            .record
-            .as_ref()
-            .is_some_and(|r| r.status == Status::Failed);
         if activation.saved.as_ref() == Some(&storage) && !recovering {
             return Ok(());
         }

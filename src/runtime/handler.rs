@@ -26,12 +26,28 @@ const MAX_PROBE_PAUSE: Duration = Duration::from_millis(50);
 /// Most of an error response's body quoted in messages.
 const ERROR_BODY_BYTES: usize = 4096;
 
+/// The response header in which a handler may report its storage after a call: `unchanged`,
+/// or the storage as JSON. It spares the checkpoint a `GET /__storage`; it is never passed on
+/// to the caller.
+pub const STORAGE_HEADER: &str = "torpor-storage";
+
+/// What a handler said about its storage after a call.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StorageHint {
+    /// Nothing: the runtime reads the storage with `GET /__storage`.
+    None,
+    Unchanged,
+    /// The storage after the call, checked to be JSON.
+    Snapshot(Bytes),
+}
+
 /// A handler's response to a method call, passed to the caller as it is.
 #[derive(Debug, Clone)]
 pub struct HandlerReply {
     pub status: u16,
     pub content_type: Option<String>,
     pub body: Bytes,
+    pub storage: StorageHint,
 }
 
 /// The reason a method call got no response.
@@ -232,11 +248,15 @@ impl Channel {
             .get(hyper::header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
-        Ok(HandlerReply {
-            status: response.status().as_u16(),
-            content_type,
-            body,
-        })
+        let storage = match response.headers().get(STORAGE_HEADER).map(|v| v.as_bytes()) {
+            None => StorageHint::None,
+            Some(b"unchanged") => StorageHint::Unchanged,
+            Some(json) if serde_json::from_slice::<serde::de::IgnoredAny>(json).is_ok() => {
+                StorageHint::Snapshot(Bytes::copy_from_slice(json))
+            }
+            Some(_) => StorageHint::None,
+        };
+        Ok(HandlerReply { status: response.status().as_u16(), content_type, body, storage })
     }
 }
 

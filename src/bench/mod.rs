@@ -1,0 +1,229 @@
+//! `torpor bench`: starts servers on a temporary data directory and measures the built-in
+//! counter: warm calls through torpor against the same calls sent straight to the handler, in
+//! both durability modes; wakes; hibernation lateness; a stampede on hibernated objects; and
+//! listing and memory with a large store. Prints a table, or JSON with `--json`.
+//!
+//! The load generator runs in this process and the server in another, on the same machine,
+//! so on a small machine they compete for the same cores: compare ratios within one run.
+
+pub mod load;
+mod scenarios;
+mod server;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Serialize;
+
+use self::load::{Measured, percentile};
+use self::server::BenchServer;
+
+/// How much work each measurement does.
+struct Sizes {
+    sequential_calls: usize,
+    objects: usize,
+    connections: usize,
+    load_time: Duration,
+    wakes: usize,
+    idle_objects: usize,
+    stampede: usize,
+    stored: usize,
+}
+
+const QUICK: Sizes = Sizes {
+    sequential_calls: 400,
+    objects: 100,
+    connections: 64,
+    load_time: Duration::from_secs(2),
+    wakes: 30,
+    idle_objects: 40,
+    stampede: 200,
+    stored: 20_000,
+};
+
+const FULL: Sizes = Sizes {
+    sequential_calls: 3000,
+    objects: 100,
+    connections: 64,
+    load_time: Duration::from_secs(10),
+    wakes: 200,
+    idle_objects: 300,
+    stampede: 1000,
+    stored: 100_000,
+};
+
+/// Latency percentiles in microseconds.
+#[derive(Debug, Serialize)]
+pub struct Latency {
+    pub p50_us: f64,
+    pub p99_us: f64,
+    pub count: usize,
+}
+
+impl Latency {
+    fn of(samples: &[Duration]) -> Latency {
+        Latency { p50_us: percentile(samples, 50.0), p99_us: percentile(samples, 99.0), count: samples.len() }
+    }
+
+    fn measured(measured: &Measured) -> Latency {
+        Latency::of(&measured.latencies)
+    }
+}
+
+/// One durability mode's warm figures.
+#[derive(Debug, Serialize)]
+pub struct Warm {
+    pub increment_through: Latency,
+    pub increment_direct: Latency,
+    pub get_through: Latency,
+    pub get_direct: Latency,
+    pub throughput_through_per_s: f64,
+    pub throughput_direct_per_s: f64,
+    pub errors: u64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub quick: bool,
+    pub per_call: Warm,
+    pub hibernate_only: Warm,
+    pub wake: Latency,
+    pub hibernation_lateness: Latency,
+    pub stampede_objects: usize,
+    pub stampede_ms: f64,
+    pub stampede_failed: usize,
+    pub stored_objects: usize,
+    pub list_first_page_us: f64,
+    pub list_middle_page_us: f64,
+    pub bytes_per_hibernated_object: f64,
+}
+
+/// Runs every measurement and prints the report.
+pub async fn run(quick: bool, json: bool) -> anyhow::Result<()> {
+    let sizes = if quick { QUICK } else { FULL };
+    let program = std::env::current_exe()?;
+    let root = std::env::temp_dir().join(format!("torpor-bench-{}", std::process::id()));
+    let report = measure(&program, &root, &sizes, quick).await;
+    let _ = std::fs::remove_dir_all(&root);
+    let report = report?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print_table(&report);
+    }
+    Ok(())
+}
+
+fn progress(step: &str) {
+    eprintln!("bench: {step}");
+}
+
+async fn warm(program: &Path, root: &Path, durability: &str, sizes: &Sizes) -> anyhow::Result<(Warm, BenchServer)> {
+    let server = BenchServer::start(program, &root.join(durability), &server::config(durability)).await?;
+    progress(&format!("{durability}: warm calls"));
+    let (increment_through, increment_direct) =
+        scenarios::warm_latency(&server, "increment", sizes.sequential_calls).await?;
+    let (get_through, get_direct) = scenarios::warm_latency(&server, "get", sizes.sequential_calls).await?;
+    progress(&format!("{durability}: throughput over {} objects", sizes.objects));
+    let (through, direct) = scenarios::throughput(&server, sizes.objects, sizes.connections, sizes.load_time).await?;
+    let warm = Warm {
+        increment_through: Latency::measured(&increment_through),
+        increment_direct: Latency::measured(&increment_direct),
+        get_through: Latency::measured(&get_through),
+        get_direct: Latency::measured(&get_direct),
+        throughput_through_per_s: through.per_second(),
+        throughput_direct_per_s: direct.per_second(),
+        errors: through.errors + direct.errors + increment_through.errors + get_through.errors,
+    };
+    Ok((warm, server))
+}
+
+async fn measure(program: &Path, root: &PathBuf, sizes: &Sizes, quick: bool) -> anyhow::Result<Report> {
+    let (per_call, server) = warm(program, root, "per-call", sizes).await?;
+    let empty_rss = server.resident_bytes();
+    progress("wakes");
+    let wake = Latency::of(&scenarios::wake_latency(&server, sizes.wakes).await?);
+    progress("hibernation lateness");
+    let lateness = Latency::of(&scenarios::hibernation_lateness(&server, sizes.idle_objects).await?);
+    progress(&format!("stampede of {} objects", sizes.stampede));
+    let (stampede, stampede_failed) = scenarios::stampede(&server, sizes.stampede).await?;
+    server.stop();
+
+    let (hibernate_only, server) = warm(program, root, "hibernate-only-unsafe", sizes).await?;
+    server.stop();
+
+    progress(&format!("a store of {} hibernated objects", sizes.stored));
+    let scale = root.join("scale");
+    std::fs::create_dir_all(&scale)?;
+    crate::store::SqliteStore::seed_hibernated(&scale.join("torpor.db"), "counter", "scale-", sizes.stored, b"{\"count\":1}")?;
+    let server = BenchServer::start(program, &scale, &server::config("per-call")).await?;
+    let (first_page, middle_page) = scenarios::listing(&server, sizes.stored, 20).await?;
+    server.client.list_all(1000).await?;
+    let walked_rss = server.resident_bytes();
+    server.stop();
+
+    Ok(Report {
+        quick,
+        per_call,
+        hibernate_only,
+        wake,
+        hibernation_lateness: lateness,
+        stampede_objects: sizes.stampede,
+        stampede_ms: stampede.as_secs_f64() * 1000.0,
+        stampede_failed,
+        stored_objects: sizes.stored,
+        list_first_page_us: first_page,
+        list_middle_page_us: middle_page,
+        bytes_per_hibernated_object: walked_rss.saturating_sub(empty_rss) as f64 / sizes.stored as f64,
+    })
+}
+
+fn ms(us: f64) -> String {
+    format!("{:.3} ms", us / 1000.0)
+}
+
+fn print_table(report: &Report) {
+    println!("torpor bench{} — built-in counter, process driver", if report.quick { " --quick" } else { "" });
+    println!();
+    println!("{:<44} {:>14} {:>14} {:>8}", "measurement", "through torpor", "direct", "ratio");
+    for (mode, warm) in [("per-call", &report.per_call), ("hibernate-only-unsafe", &report.hibernate_only)] {
+        let rows = [
+            ("increment p50", warm.increment_through.p50_us, warm.increment_direct.p50_us),
+            ("increment p99", warm.increment_through.p99_us, warm.increment_direct.p99_us),
+            ("get p50", warm.get_through.p50_us, warm.get_direct.p50_us),
+            ("get p99", warm.get_through.p99_us, warm.get_direct.p99_us),
+        ];
+        for (name, through, direct) in rows {
+            let label = format!("{mode}: {name}");
+            println!("{label:<44} {:>14} {:>14} {:>7.2}×", ms(through), ms(direct), through / direct.max(1e-9));
+        }
+        let label = format!("{mode}: increments/s, 100 objects, 64 conns");
+        println!(
+            "{label:<44} {:>14.0} {:>14.0} {:>7.2}×",
+            warm.throughput_through_per_s,
+            warm.throughput_direct_per_s,
+            warm.throughput_through_per_s / warm.throughput_direct_per_s.max(1e-9)
+        );
+    }
+    println!();
+    println!("{:<44} {:>14} {:>14}", "measurement", "p50", "p99");
+    println!("{:<44} {:>14} {:>14}", "wake (hibernated → first response)", ms(report.wake.p50_us), ms(report.wake.p99_us));
+    println!(
+        "{:<44} {:>14} {:>14}",
+        "hibernation lateness",
+        ms(report.hibernation_lateness.p50_us),
+        ms(report.hibernation_lateness.p99_us)
+    );
+    println!();
+    println!(
+        "stampede: {} hibernated objects called at once, all answered in {:.0} ms ({} failed)",
+        report.stampede_objects, report.stampede_ms, report.stampede_failed
+    );
+    println!(
+        "store of {} hibernated objects: first page of 100 in {}, a middle page in {}; {:.0} bytes of runtime memory per hibernated object",
+        report.stored_objects,
+        ms(report.list_first_page_us),
+        ms(report.list_middle_page_us),
+        report.bytes_per_hibernated_object
+    );
+}
