@@ -61,9 +61,15 @@ async fn connect(address: SocketAddr) -> anyhow::Result<SendRequest<Full<Bytes>>
 }
 
 /// Sends one POST and reads the whole answer; returns its status.
-pub async fn post(sender: &mut SendRequest<Full<Bytes>>, path: &str, body: &'static [u8]) -> anyhow::Result<u16> {
+pub async fn post(
+    sender: &mut SendRequest<Full<Bytes>>,
+    path: &str,
+    body: &'static [u8],
+) -> anyhow::Result<u16> {
     sender.ready().await?;
-    let request = Request::post(path).header("host", "bench").body(Full::new(Bytes::from_static(body)))?;
+    let request = Request::post(path)
+        .header("host", "bench")
+        .body(Full::new(Bytes::from_static(body)))?;
     let response = sender.send_request(request).await?;
     let status = response.status().as_u16();
     response.into_body().collect().await?;
@@ -72,12 +78,26 @@ pub async fn post(sender: &mut SendRequest<Full<Bytes>>, path: &str, body: &'sta
 
 /// Runs `connections` workers for `duration`; worker `w` sends to targets `w`, `w + connections`,
 /// … in turn, so every target gets requests.
-pub async fn run(targets: &[Target], connections: usize, duration: Duration, body: &'static [u8]) -> Measured {
+pub async fn run(
+    targets: &[Target],
+    connections: usize,
+    duration: Duration,
+    body: &'static [u8],
+) -> Measured {
     let started = Instant::now();
     let deadline = started + duration;
     let workers = (0..connections).map(|worker| {
-        let mine: Vec<Target> = targets.iter().skip(worker).step_by(connections).cloned().collect();
-        let mine = if mine.is_empty() { vec![targets[worker % targets.len()].clone()] } else { mine };
+        let mine: Vec<Target> = targets
+            .iter()
+            .skip(worker)
+            .step_by(connections)
+            .cloned()
+            .collect();
+        let mine = if mine.is_empty() {
+            vec![targets[worker % targets.len()].clone()]
+        } else {
+            mine
+        };
         tokio::spawn(async move {
             let mut senders: HashMap<SocketAddr, SendRequest<Full<Bytes>>> = HashMap::new();
             let mut measured = Measured::default();
@@ -87,10 +107,12 @@ pub async fn run(targets: &[Target], connections: usize, duration: Duration, bod
                 next += 1;
                 let sent = Instant::now();
                 let outcome = async {
-                    if !senders.contains_key(&target.address) {
-                        senders.insert(target.address, connect(target.address).await?);
-                    }
-                    let sender = senders.get_mut(&target.address).ok_or_else(|| anyhow::anyhow!("no connection"))?;
+                    let sender = match senders.entry(target.address) {
+                        std::collections::hash_map::Entry::Occupied(entry) => entry.into_mut(),
+                        std::collections::hash_map::Entry::Vacant(entry) => {
+                            entry.insert(connect(target.address).await?)
+                        }
+                    };
                     post(sender, &target.path, body).await
                 }
                 .await;
@@ -106,7 +128,11 @@ pub async fn run(targets: &[Target], connections: usize, duration: Duration, bod
         })
     });
     let mut total = Measured::default();
-    for worker in futures::future::join_all(workers).await.into_iter().flatten() {
+    for worker in futures::future::join_all(workers)
+        .await
+        .into_iter()
+        .flatten()
+    {
         total.latencies.extend(worker.latencies);
         total.errors += worker.errors;
     }
@@ -115,7 +141,11 @@ pub async fn run(targets: &[Target], connections: usize, duration: Duration, bod
 }
 
 /// Sends `count` requests to one target over one connection, one at a time.
-pub async fn sequential(target: &Target, count: usize, body: &'static [u8]) -> anyhow::Result<Measured> {
+pub async fn sequential(
+    target: &Target,
+    count: usize,
+    body: &'static [u8],
+) -> anyhow::Result<Measured> {
     let mut sender = connect(target.address).await?;
     let started = Instant::now();
     let mut measured = Measured::default();

@@ -10,7 +10,7 @@ pub mod load;
 mod scenarios;
 mod server;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -25,6 +25,7 @@ struct Sizes {
     connections: usize,
     load_time: Duration,
     wakes: usize,
+    warm_wakes: usize,
     idle_objects: usize,
     stampede: usize,
     stored: usize,
@@ -36,6 +37,7 @@ const QUICK: Sizes = Sizes {
     connections: 64,
     load_time: Duration::from_secs(2),
     wakes: 30,
+    warm_wakes: 10,
     idle_objects: 40,
     stampede: 200,
     stored: 20_000,
@@ -47,6 +49,7 @@ const FULL: Sizes = Sizes {
     connections: 64,
     load_time: Duration::from_secs(10),
     wakes: 200,
+    warm_wakes: 50,
     idle_objects: 300,
     stampede: 1000,
     stored: 100_000,
@@ -62,7 +65,11 @@ pub struct Latency {
 
 impl Latency {
     fn of(samples: &[Duration]) -> Latency {
-        Latency { p50_us: percentile(samples, 50.0), p99_us: percentile(samples, 99.0), count: samples.len() }
+        Latency {
+            p50_us: percentile(samples, 50.0),
+            p99_us: percentile(samples, 99.0),
+            count: samples.len(),
+        }
     }
 
     fn measured(measured: &Measured) -> Latency {
@@ -88,6 +95,8 @@ pub struct Report {
     pub per_call: Warm,
     pub hibernate_only: Warm,
     pub wake: Latency,
+    pub warm_wake: Latency,
+    pub first_call: Latency,
     pub hibernation_lateness: Latency,
     pub stampede_objects: usize,
     pub stampede_ms: f64,
@@ -118,14 +127,25 @@ fn progress(step: &str) {
     eprintln!("bench: {step}");
 }
 
-async fn warm(program: &Path, root: &Path, durability: &str, sizes: &Sizes) -> anyhow::Result<(Warm, BenchServer)> {
-    let server = BenchServer::start(program, &root.join(durability), &server::config(durability)).await?;
+async fn warm(
+    program: &Path,
+    root: &Path,
+    durability: &str,
+    sizes: &Sizes,
+) -> anyhow::Result<(Warm, BenchServer)> {
+    let server =
+        BenchServer::start(program, &root.join(durability), &server::config(durability)).await?;
     progress(&format!("{durability}: warm calls"));
+    let (get_through, get_direct) =
+        scenarios::warm_latency(&server, "get", sizes.sequential_calls).await?;
     let (increment_through, increment_direct) =
         scenarios::warm_latency(&server, "increment", sizes.sequential_calls).await?;
-    let (get_through, get_direct) = scenarios::warm_latency(&server, "get", sizes.sequential_calls).await?;
-    progress(&format!("{durability}: throughput over {} objects", sizes.objects));
-    let (through, direct) = scenarios::throughput(&server, sizes.objects, sizes.connections, sizes.load_time).await?;
+    progress(&format!(
+        "{durability}: throughput over {} objects",
+        sizes.objects
+    ));
+    let (through, direct) =
+        scenarios::throughput(&server, sizes.objects, sizes.connections, sizes.load_time).await?;
     let warm = Warm {
         increment_through: Latency::measured(&increment_through),
         increment_direct: Latency::measured(&increment_direct),
@@ -138,13 +158,23 @@ async fn warm(program: &Path, root: &Path, durability: &str, sizes: &Sizes) -> a
     Ok((warm, server))
 }
 
-async fn measure(program: &Path, root: &PathBuf, sizes: &Sizes, quick: bool) -> anyhow::Result<Report> {
+async fn measure(
+    program: &Path,
+    root: &Path,
+    sizes: &Sizes,
+    quick: bool,
+) -> anyhow::Result<Report> {
     let (per_call, server) = warm(program, root, "per-call", sizes).await?;
     let empty_rss = server.resident_bytes();
     progress("wakes");
     let wake = Latency::of(&scenarios::wake_latency(&server, sizes.wakes).await?);
+    progress("wakes from the warm tier");
+    let warm_wake = Latency::of(&scenarios::warm_wake_latency(&server, sizes.warm_wakes).await?);
+    progress("first calls to new objects");
+    let first_call = Latency::of(&scenarios::first_call_latency(&server, sizes.wakes).await?);
     progress("hibernation lateness");
-    let lateness = Latency::of(&scenarios::hibernation_lateness(&server, sizes.idle_objects).await?);
+    let lateness =
+        Latency::of(&scenarios::hibernation_lateness(&server, sizes.idle_objects).await?);
     progress(&format!("stampede of {} objects", sizes.stampede));
     let (stampede, stampede_failed) = scenarios::stampede(&server, sizes.stampede).await?;
     server.stop();
@@ -155,7 +185,13 @@ async fn measure(program: &Path, root: &PathBuf, sizes: &Sizes, quick: bool) -> 
     progress(&format!("a store of {} hibernated objects", sizes.stored));
     let scale = root.join("scale");
     std::fs::create_dir_all(&scale)?;
-    crate::store::SqliteStore::seed_hibernated(&scale.join("torpor.db"), "counter", "scale-", sizes.stored, b"{\"count\":1}")?;
+    crate::store::SqliteStore::seed_hibernated(
+        &scale.join("torpor.db"),
+        "counter",
+        "scale-",
+        sizes.stored,
+        b"{\"count\":1}",
+    )?;
     let server = BenchServer::start(program, &scale, &server::config("per-call")).await?;
     let (first_page, middle_page) = scenarios::listing(&server, sizes.stored, 20).await?;
     server.client.list_all(1000).await?;
@@ -167,6 +203,8 @@ async fn measure(program: &Path, root: &PathBuf, sizes: &Sizes, quick: bool) -> 
         per_call,
         hibernate_only,
         wake,
+        warm_wake,
+        first_call,
         hibernation_lateness: lateness,
         stampede_objects: sizes.stampede,
         stampede_ms: stampede.as_secs_f64() * 1000.0,
@@ -174,7 +212,8 @@ async fn measure(program: &Path, root: &PathBuf, sizes: &Sizes, quick: bool) -> 
         stored_objects: sizes.stored,
         list_first_page_us: first_page,
         list_middle_page_us: middle_page,
-        bytes_per_hibernated_object: walked_rss.saturating_sub(empty_rss) as f64 / sizes.stored as f64,
+        bytes_per_hibernated_object: walked_rss.saturating_sub(empty_rss) as f64
+            / sizes.stored as f64,
     })
 }
 
@@ -183,19 +222,41 @@ fn ms(us: f64) -> String {
 }
 
 fn print_table(report: &Report) {
-    println!("torpor bench{} — built-in counter, process driver", if report.quick { " --quick" } else { "" });
+    println!(
+        "torpor bench{} — built-in counter, process driver",
+        if report.quick { " --quick" } else { "" }
+    );
     println!();
-    println!("{:<44} {:>14} {:>14} {:>8}", "measurement", "through torpor", "direct", "ratio");
-    for (mode, warm) in [("per-call", &report.per_call), ("hibernate-only-unsafe", &report.hibernate_only)] {
+    println!(
+        "{:<44} {:>14} {:>14} {:>8}",
+        "measurement", "through torpor", "direct", "ratio"
+    );
+    for (mode, warm) in [
+        ("per-call", &report.per_call),
+        ("hibernate-only-unsafe", &report.hibernate_only),
+    ] {
         let rows = [
-            ("increment p50", warm.increment_through.p50_us, warm.increment_direct.p50_us),
-            ("increment p99", warm.increment_through.p99_us, warm.increment_direct.p99_us),
+            (
+                "increment p50",
+                warm.increment_through.p50_us,
+                warm.increment_direct.p50_us,
+            ),
+            (
+                "increment p99",
+                warm.increment_through.p99_us,
+                warm.increment_direct.p99_us,
+            ),
             ("get p50", warm.get_through.p50_us, warm.get_direct.p50_us),
             ("get p99", warm.get_through.p99_us, warm.get_direct.p99_us),
         ];
         for (name, through, direct) in rows {
             let label = format!("{mode}: {name}");
-            println!("{label:<44} {:>14} {:>14} {:>7.2}×", ms(through), ms(direct), through / direct.max(1e-9));
+            println!(
+                "{label:<44} {:>14} {:>14} {:>7.2}×",
+                ms(through),
+                ms(direct),
+                through / direct.max(1e-9)
+            );
         }
         let label = format!("{mode}: increments/s, 100 objects, 64 conns");
         println!(
@@ -207,7 +268,24 @@ fn print_table(report: &Report) {
     }
     println!();
     println!("{:<44} {:>14} {:>14}", "measurement", "p50", "p99");
-    println!("{:<44} {:>14} {:>14}", "wake (hibernated → first response)", ms(report.wake.p50_us), ms(report.wake.p99_us));
+    println!(
+        "{:<44} {:>14} {:>14}",
+        "wake (hibernated → first response)",
+        ms(report.wake.p50_us),
+        ms(report.wake.p99_us)
+    );
+    println!(
+        "{:<44} {:>14} {:>14}",
+        "wake from the warm tier (frozen sandbox)",
+        ms(report.warm_wake.p50_us),
+        ms(report.warm_wake.p99_us)
+    );
+    println!(
+        "{:<44} {:>14} {:>14}",
+        "first call to a new object",
+        ms(report.first_call.p50_us),
+        ms(report.first_call.p99_us)
+    );
     println!(
         "{:<44} {:>14} {:>14}",
         "hibernation lateness",

@@ -20,26 +20,50 @@ fn call_path(key: &ObjectKey, method: &str) -> String {
 }
 
 /// Latency of one connection calling one object, through torpor and straight to its handler.
-pub async fn warm_latency(server: &BenchServer, method: &str, count: usize) -> anyhow::Result<(Measured, Measured)> {
+pub async fn warm_latency(
+    server: &BenchServer,
+    method: &str,
+    count: usize,
+) -> anyhow::Result<(Measured, Measured)> {
     let object = key("counter", &format!("warm-{method}"));
     let handler = server.handler_address(&object).await?;
-    let through = Target { address: server.address, path: call_path(&object, method) };
-    let direct = Target { address: handler, path: format!("/{method}") };
+    let through = Target {
+        address: server.address,
+        path: call_path(&object, method),
+    };
+    let direct = Target {
+        address: handler,
+        path: format!("/{method}"),
+    };
     // Warm both paths' connections and caches before measuring.
     load::sequential(&through, count / 10 + 1, b"").await?;
     load::sequential(&direct, count / 10 + 1, b"").await?;
-    Ok((load::sequential(&through, count, b"").await?, load::sequential(&direct, count, b"").await?))
+    Ok((
+        load::sequential(&through, count, b"").await?,
+        load::sequential(&direct, count, b"").await?,
+    ))
 }
 
 /// Throughput of `connections` connections over `objects` objects, through torpor and straight
 /// to their handlers.
-pub async fn throughput(server: &BenchServer, objects: usize, connections: usize, duration: Duration) -> anyhow::Result<(Measured, Measured)> {
+pub async fn throughput(
+    server: &BenchServer,
+    objects: usize,
+    connections: usize,
+    duration: Duration,
+) -> anyhow::Result<(Measured, Measured)> {
     let mut through = Vec::new();
     let mut direct = Vec::new();
     for n in 0..objects {
         let object = key("counter", &format!("load-{n}"));
-        direct.push(Target { address: server.handler_address(&object).await?, path: "/increment".into() });
-        through.push(Target { address: server.address, path: call_path(&object, "increment") });
+        direct.push(Target {
+            address: server.handler_address(&object).await?,
+            path: "/increment".into(),
+        });
+        through.push(Target {
+            address: server.address,
+            path: call_path(&object, "increment"),
+        });
     }
     let through = load::run(&through, connections, duration, b"").await;
     let direct = load::run(&direct, connections, duration, b"").await;
@@ -49,7 +73,10 @@ pub async fn throughput(server: &BenchServer, objects: usize, connections: usize
 /// Time from calling a hibernated object to its first response, `count` times.
 pub async fn wake_latency(server: &BenchServer, count: usize) -> anyhow::Result<Vec<Duration>> {
     let object = key("counter", "waking");
-    let target = Target { address: server.address, path: call_path(&object, "get") };
+    let target = Target {
+        address: server.address,
+        path: call_path(&object, "get"),
+    };
     let mut samples = Vec::with_capacity(count);
     server.client.wake(&object).await?;
     for _ in 0..count {
@@ -60,14 +87,64 @@ pub async fn wake_latency(server: &BenchServer, count: usize) -> anyhow::Result<
     Ok(samples)
 }
 
+/// Time from calling an object in the warm tier (hibernated, sandbox frozen) to its response.
+pub async fn warm_wake_latency(
+    server: &BenchServer,
+    count: usize,
+) -> anyhow::Result<Vec<Duration>> {
+    let object = key("warm", "thawing");
+    let target = Target {
+        address: server.address,
+        path: call_path(&object, "get"),
+    };
+    let mut samples = Vec::with_capacity(count);
+    server
+        .client
+        .call(&object, "increment", bytes::Bytes::new())
+        .await?;
+    for _ in 0..count {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !server.client.show(&object).await?.warm {
+            if Instant::now() > deadline {
+                anyhow::bail!("{object} did not enter the warm tier");
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        samples.extend(load::sequential(&target, 1, b"").await?.latencies);
+    }
+    Ok(samples)
+}
+
+/// Time from the first call to an object that never existed to its response.
+pub async fn first_call_latency(
+    server: &BenchServer,
+    count: usize,
+) -> anyhow::Result<Vec<Duration>> {
+    let mut samples = Vec::with_capacity(count);
+    for n in 0..count {
+        let target = Target {
+            address: server.address,
+            path: call_path(&key("counter", &format!("new-{n}")), "increment"),
+        };
+        samples.extend(load::sequential(&target, 1, b"").await?.latencies);
+    }
+    Ok(samples)
+}
+
 /// How late idle objects hibernate: the `hibernating` event's time minus the end of the last
 /// call plus the idle timeout (300 ms for the `lazy` class), both by the server's clock.
-pub async fn hibernation_lateness(server: &BenchServer, objects: usize) -> anyhow::Result<Vec<Duration>> {
+pub async fn hibernation_lateness(
+    server: &BenchServer,
+    objects: usize,
+) -> anyhow::Result<Vec<Duration>> {
     let idle = chrono::Duration::milliseconds(300);
     let mut events = std::pin::pin!(server.client.events(None).await?);
     for n in 0..objects {
         let object = key("lazy", &format!("idle-{n}"));
-        server.client.call(&object, "increment", bytes::Bytes::new()).await?;
+        server
+            .client
+            .call(&object, "increment", bytes::Bytes::new())
+            .await?;
         // Spread the deadlines so they do not all fall at once.
         tokio::time::sleep(Duration::from_millis(3)).await;
     }
@@ -75,8 +152,13 @@ pub async fn hibernation_lateness(server: &BenchServer, objects: usize) -> anyho
     let mut lateness = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(30);
     while lateness.len() < objects && Instant::now() < deadline {
-        let Ok(Some(item)) = tokio::time::timeout(Duration::from_secs(5), events.next()).await else { break };
-        let StreamItem::Event { event, .. } = item? else { continue };
+        let Ok(Some(item)) = tokio::time::timeout(Duration::from_secs(5), events.next()).await
+        else {
+            break;
+        };
+        let StreamItem::Event { event, .. } = item? else {
+            continue;
+        };
         if event.class != "lazy" {
             continue;
         }
@@ -99,19 +181,27 @@ pub async fn hibernation_lateness(server: &BenchServer, objects: usize) -> anyho
 /// Creates `objects` objects, hibernates them all, then calls them all at once; returns the
 /// time until every call answered, and how many failed.
 pub async fn stampede(server: &BenchServer, objects: usize) -> anyhow::Result<(Duration, usize)> {
-    let keys: Vec<ObjectKey> = (0..objects).map(|n| key("counter", &format!("herd-{n}"))).collect();
+    let keys: Vec<ObjectKey> = (0..objects)
+        .map(|n| key("counter", &format!("herd-{n}")))
+        .collect();
     let client = &server.client;
-    futures::stream::iter(keys.iter().map(|k| client.call(k, "increment", bytes::Bytes::new())))
-        .buffer_unordered(32)
-        .collect::<Vec<_>>()
-        .await;
+    futures::stream::iter(
+        keys.iter()
+            .map(|k| client.call(k, "increment", bytes::Bytes::new())),
+    )
+    .buffer_unordered(32)
+    .collect::<Vec<_>>()
+    .await;
     futures::stream::iter(keys.iter().map(|k| client.hibernate(k, false)))
         .buffer_unordered(32)
         .collect::<Vec<_>>()
         .await;
     let started = Instant::now();
     let calls = keys.iter().map(|k| {
-        let target = Target { address: server.address, path: call_path(k, "get") };
+        let target = Target {
+            address: server.address,
+            path: call_path(k, "get"),
+        };
         tokio::spawn(async move { load::sequential(&target, 1, b"").await })
     });
     let results = futures::future::join_all(calls).await;
@@ -124,7 +214,11 @@ pub async fn stampede(server: &BenchServer, objects: usize) -> anyhow::Result<(D
 }
 
 /// Time to list a page of 100, at the start and in the middle of a large store.
-pub async fn listing(server: &BenchServer, objects: usize, repeats: usize) -> anyhow::Result<(f64, f64)> {
+pub async fn listing(
+    server: &BenchServer,
+    objects: usize,
+    repeats: usize,
+) -> anyhow::Result<(f64, f64)> {
     let middle = format!("counter/scale-{:06}", objects / 2);
     let mut first = Vec::new();
     let mut inner = Vec::new();
@@ -133,7 +227,10 @@ pub async fn listing(server: &BenchServer, objects: usize, repeats: usize) -> an
         server.client.list(None, None, 100, None).await?;
         first.push(started.elapsed());
         let started = Instant::now();
-        server.client.list(Some("counter"), Some("hibernated"), 100, Some(&middle)).await?;
+        server
+            .client
+            .list(Some("counter"), Some("hibernated"), 100, Some(&middle))
+            .await?;
         inner.push(started.elapsed());
     }
     Ok((percentile(&first, 50.0), percentile(&inner, 50.0)))

@@ -32,13 +32,22 @@ idle_timeout = "10m"
 [classes.lazy]
 builtin = "counter"
 idle_timeout = "300ms"
+warm_for = "0s"
+[classes.warm]
+builtin = "counter"
+idle_timeout = "150ms"
+warm_for = "10m"
 "#
     )
 }
 
 impl BenchServer {
     /// Starts a server on `data_dir` with `config`, and waits until it answers.
-    pub async fn start(program: &Path, data_dir: &Path, config: &str) -> anyhow::Result<BenchServer> {
+    pub async fn start(
+        program: &Path,
+        data_dir: &Path,
+        config: &str,
+    ) -> anyhow::Result<BenchServer> {
         std::fs::create_dir_all(data_dir)?;
         let config_path = data_dir.join("bench.toml");
         std::fs::write(&config_path, config)?;
@@ -46,7 +55,13 @@ impl BenchServer {
         let address: SocketAddr = format!("127.0.0.1:{port}").parse()?;
         let log = std::fs::File::create(data_dir.join("server.log"))?;
         let child = Command::new(program)
-            .args(["--serve", "--no-auth", "--listen", &address.to_string(), "--data-dir"])
+            .args([
+                "--serve",
+                "--no-auth",
+                "--listen",
+                &address.to_string(),
+                "--data-dir",
+            ])
             .arg(data_dir)
             .arg("--config")
             .arg(&config_path)
@@ -56,11 +71,18 @@ impl BenchServer {
             .spawn()
             .with_context(|| format!("cannot start {}", program.display()))?;
         let client = Client::new(&format!("http://{address}"), None)?;
-        let server = BenchServer { child, address, client };
+        let server = BenchServer {
+            child,
+            address,
+            client,
+        };
         let deadline = Instant::now() + Duration::from_secs(30);
         while server.client.health().await.is_err() {
             if Instant::now() > deadline {
-                bail!("the benchmark server did not start; see {}", data_dir.join("server.log").display());
+                bail!(
+                    "the benchmark server did not start; see {}",
+                    data_dir.join("server.log").display()
+                );
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
@@ -76,7 +98,8 @@ impl BenchServer {
 
     /// Resident memory of the server process, in bytes.
     pub fn resident_bytes(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default();
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap_or_default();
         status
             .lines()
             .find_map(|line| line.strip_prefix("VmRSS:"))

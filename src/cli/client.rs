@@ -109,7 +109,10 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
             print!("{text}");
             Ok(ExitCode::SUCCESS)
         }
-        Command::Bench { .. } | Command::ObjectHost { .. } | Command::SandboxInit { .. } | Command::SandboxProbe => {
+        Command::Bench { .. }
+        | Command::ObjectHost { .. }
+        | Command::SandboxInit { .. }
+        | Command::SandboxProbe => {
             unreachable!("handled before the async runtime starts")
         }
     }

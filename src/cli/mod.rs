@@ -208,12 +208,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         _ => {}
     }
     let mut builder = tokio::runtime::Builder::new_multi_thread();
-    if let Some(threads) = std::env::var("TORPOR_WORKER_THREADS").ok().and_then(|t| t.parse().ok()) {
+    if let Some(threads) = std::env::var("TORPOR_WORKER_THREADS")
+        .ok()
+        .and_then(|t| t.parse().ok())
+    {
         builder.worker_threads(threads);
     }
-    let runtime = builder
-        .enable_all()
-        .build()?;
+    let runtime = builder.enable_all().build()?;
     runtime.block_on(async move {
         match args.command {
             Some(Command::Bench { quick, json }) => {

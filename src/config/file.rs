@@ -52,6 +52,7 @@ pub struct LimitsSection {
     pub max_event_subscribers: Option<u64>,
     pub max_active_objects: Option<u64>,
     pub max_connections: Option<u64>,
+    pub max_warm_objects: Option<u64>,
 }
 
 /// Settings a class may set, and `[defaults]` may set for every class.
@@ -76,6 +77,8 @@ pub struct ClassSettings {
     pub vcpus: Option<f64>,
     pub max_processes: Option<u64>,
     pub network: Option<bool>,
+    #[serde(default, with = "humantime_serde")]
+    pub warm_for: Option<Duration>,
 }
 
 /// One `[classes.NAME]` table. The settings are repeated from [`ClassSettings`] rather than
@@ -106,6 +109,8 @@ pub struct ClassSection {
     pub vcpus: Option<f64>,
     pub max_processes: Option<u64>,
     pub network: Option<bool>,
+    #[serde(default, with = "humantime_serde")]
+    pub warm_for: Option<Duration>,
 }
 
 impl ClassSection {
@@ -133,6 +138,7 @@ impl ClassSection {
             vcpus: self.vcpus.or(defaults.vcpus),
             max_processes: self.max_processes.or(defaults.max_processes),
             network: self.network.or(defaults.network),
+            warm_for: self.warm_for.or(defaults.warm_for),
         }
     }
 }

@@ -65,6 +65,8 @@ pub struct Limits {
     pub max_active_objects: usize,
     /// Most API connections open at once; more are closed as soon as they are accepted.
     pub max_connections: usize,
+    /// Most hibernated sandboxes kept frozen in the warm tier; more are stopped.
+    pub max_warm_objects: usize,
 }
 
 /// What runs in an object's sandbox.
@@ -113,6 +115,10 @@ pub struct ClassConfig {
     pub max_processes: u64,
     /// Whether handlers may open outbound network connections.
     pub network: bool,
+    /// How long an idle object's sandbox stays frozen after hibernation, so a call wakes it
+    /// by thawing instead of starting it again; zero stops it at once.
+    #[serde(with = "humantime_serde")]
+    pub warm_for: Duration,
 }
 
 /// Who sandboxes run as when the runtime runs as root.

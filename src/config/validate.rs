@@ -31,6 +31,7 @@ const MAX_UID_BASE: u32 = 3_000_000_000;
 const DEFAULT_MEMORY_MB: u64 = 256;
 const DEFAULT_VCPUS: f64 = 1.0;
 const DEFAULT_MAX_PROCESSES: u64 = 64;
+const DEFAULT_WARM_FOR: Duration = Duration::from_secs(60);
 
 pub fn validate(raw: ConfigFile, base: &Path) -> anyhow::Result<Config> {
     let runtime = runtime_settings(&raw)?;
@@ -166,6 +167,13 @@ fn limits(raw: &LimitsSection) -> anyhow::Result<Limits> {
             1,
             1_000_000,
         )?,
+        max_warm_objects: int_in(
+            "limits.max_warm_objects",
+            raw.max_warm_objects,
+            256,
+            0,
+            1_000_000,
+        )?,
     })
 }
 
@@ -271,6 +279,13 @@ fn class_config(
             100_000,
         )? as u64,
         network: settings.network.unwrap_or(false),
+        warm_for: duration_in(
+            "warm_for",
+            settings.warm_for,
+            DEFAULT_WARM_FOR,
+            Duration::ZERO,
+            Duration::from_secs(3600),
+        )?,
     })
 }
 

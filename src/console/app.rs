@@ -294,7 +294,7 @@ impl App {
 
     fn record_stats(&mut self, event: &Event, key: Option<&ObjectKey>) {
         let entry = match &event.kind {
-            EventKind::Woke { duration_ms } => {
+            EventKind::Woke { duration_ms, .. } => {
                 self.fleet.record_wake(*duration_ms);
                 return;
             }

@@ -166,7 +166,9 @@ async fn call(State(host): State<Shared>, Path(method): Path<String>, body: Byte
         Some("unchanged".to_owned())
     };
     if let Some(value) = hint.and_then(|text| axum::http::HeaderValue::from_str(&text).ok()) {
-        response.headers_mut().insert(crate::runtime::handler::STORAGE_HEADER, value);
+        response
+            .headers_mut()
+            .insert(crate::runtime::handler::STORAGE_HEADER, value);
     }
     response
 }

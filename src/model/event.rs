@@ -29,15 +29,21 @@ pub struct Event {
 pub enum EventKind {
     Created,
     Waking,
+    /// `warm`: thawed from the warm tier rather than started.
     Woke {
         duration_ms: f64,
+        #[serde(default)]
+        warm: bool,
     },
     WakeFailed {
         error: String,
     },
     Hibernating,
+    /// `warm`: the sandbox was frozen and kept for a quick wake rather than stopped.
     Hibernated {
         duration_ms: f64,
+        #[serde(default)]
+        warm: bool,
     },
     HibernateFailed {
         error: String,
@@ -87,10 +93,26 @@ impl EventKind {
         match self {
             EventKind::Created => "created".into(),
             EventKind::Waking => "waking".into(),
-            EventKind::Woke { duration_ms } => format!("woke in {duration_ms:.1} ms"),
+            EventKind::Woke {
+                duration_ms,
+                warm: false,
+            } => format!("woke in {duration_ms:.1} ms"),
+            EventKind::Woke {
+                duration_ms,
+                warm: true,
+            } => format!("woke from the warm tier in {duration_ms:.2} ms"),
             EventKind::WakeFailed { error } => format!("wake failed: {error}"),
             EventKind::Hibernating => "hibernating".into(),
-            EventKind::Hibernated { duration_ms } => format!("hibernated in {duration_ms:.1} ms"),
+            EventKind::Hibernated {
+                duration_ms,
+                warm: false,
+            } => format!("hibernated in {duration_ms:.1} ms"),
+            EventKind::Hibernated {
+                duration_ms,
+                warm: true,
+            } => {
+                format!("hibernated in {duration_ms:.1} ms, sandbox kept warm")
+            }
             EventKind::HibernateFailed { error, retry_in_ms } => {
                 format!("hibernation failed, retry in {retry_in_ms} ms: {error}")
             }

@@ -102,6 +102,10 @@ pub struct ObjectRecord {
     /// When the object hibernates if no call arrives first (active objects only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hibernate_at: Option<DateTime<Utc>>,
+    /// Whether its sandbox is frozen in the warm tier: hibernated, storage saved, but ready to
+    /// wake in well under a millisecond.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub warm: bool,
     /// Calls queued or running on the object right now.
     pub calls_in_flight: u32,
     /// Calls completed since the object was created.

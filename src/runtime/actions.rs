@@ -46,7 +46,7 @@ impl Runtime {
         }
         let mut turn = slot.turn.lock().await;
         inner.ensure_loaded(&slot).await?;
-        inner.hibernate_in_turn(&slot, &mut turn).await?;
+        inner.hibernate_in_turn(&slot, &mut turn, false).await?;
         drop(turn);
         drop(slot);
         inner.slots.evict_if_idle(key);

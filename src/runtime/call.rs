@@ -195,7 +195,8 @@ impl Inner {
             };
             let failure = match result {
                 Ok(reply) => {
-                    self.checkpoint_after(slot, turn, class, method, &reply.storage).await?;
+                    self.checkpoint_after(slot, turn, class, method, &reply.storage)
+                        .await?;
                     return Ok(reply);
                 }
                 Err(failure) => failure,
@@ -286,7 +287,11 @@ impl Inner {
             method: method.to_owned(),
             reason,
         };
-        let recovering = slot.live().record.as_ref().is_some_and(|r| r.status == Status::Failed);
+        let recovering = slot
+            .live()
+            .record
+            .as_ref()
+            .is_some_and(|r| r.status == Status::Failed);
         if *hint == StorageHint::Unchanged && !recovering {
             return Ok(());
         }
@@ -294,7 +299,10 @@ impl Inner {
             StorageHint::Snapshot(storage) if storage.len() <= limit => Ok(storage.clone()),
             StorageHint::Snapshot(_) => Err(StorageFailure::TooLarge),
             StorageHint::None | StorageHint::Unchanged => {
-                activation.channel.read_storage(class.storage_read_timeout, limit).await
+                activation
+                    .channel
+                    .read_storage(class.storage_read_timeout, limit)
+                    .await
             }
         };
         let storage = match storage {

@@ -256,7 +256,12 @@ impl Channel {
             }
             Some(_) => StorageHint::None,
         };
-        Ok(HandlerReply { status: response.status().as_u16(), content_type, body, storage })
+        Ok(HandlerReply {
+            status: response.status().as_u16(),
+            content_type,
+            body,
+            storage,
+        })
     }
 }
 

@@ -1,6 +1,10 @@
 //! Hibernating an object: snapshot its storage, save it, and only then stop the sandbox. A
 //! snapshot or save that fails leaves the sandbox running, marks the object failed and retries
 //! with backoff, so nothing unsaved is thrown away.
+//!
+//! An object that hibernates for being idle may keep its sandbox frozen for the class's
+//! `warm_for` (the warm tier): its storage is saved all the same, and a call within that time
+//! wakes it by thawing the sandbox. When `warm_for` runs out the sandbox is stopped.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,7 +12,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::handler::StorageFailure;
-use super::slot::{Slot, Turn};
+use super::slot::{Place, Slot, Turn};
 use super::{Inner, RuntimeError};
 use crate::model::{EventKind, ObjectKey, Status};
 use crate::store::{StoreError, Update};
@@ -27,21 +31,28 @@ impl Inner {
         if !slot.live().due(Instant::now()) {
             return;
         }
-        let _ = self.hibernate_in_turn(&slot, &mut turn).await;
+        let _ = self.hibernate_in_turn(&slot, &mut turn, true).await;
         drop(turn);
         drop(slot);
         self.slots.evict_if_idle(&key);
     }
 
+    /// Hibernates the object; with `keep_warm`, its sandbox may be frozen rather than stopped.
     pub(super) async fn hibernate_in_turn(
         self: &Arc<Self>,
         slot: &Slot,
         turn: &mut Turn,
+        keep_warm: bool,
     ) -> Result<(), RuntimeError> {
         self.clear_deadline(slot);
         let Some(activation) = turn.activation.as_ref() else {
             return Ok(());
         };
+        if activation.warm.is_some() {
+            // Already hibernated; only the frozen sandbox is left to stop.
+            self.stop_warm(slot, turn).await;
+            return Ok(());
+        }
         if let Some(exit) = activation.sandbox.exited() {
             self.sandbox_lost(slot, turn, &exit.detail).await;
             return Ok(());
@@ -55,9 +66,8 @@ impl Inner {
             status: Some(Status::Hibernating),
             ..Update::default()
         };
-        if let Err(err) = self.store.update(&slot.key, Some(generation), update).await {
-            tracing::warn!(object = %slot.key, error = %err, "cannot record the start of a hibernation");
-        }
+        self.store
+            .update_nowait(&slot.key, Some(generation), update);
         self.set_status(slot, Status::Hibernating);
         self.emit(slot, EventKind::Hibernating);
 
@@ -104,10 +114,11 @@ impl Inner {
             }
         }
 
-        let Some(activation) = turn.activation.take() else {
-            return Ok(());
-        };
-        if let Err(err) = self.driver.stop(&activation.sandbox).await {
+        let warm = keep_warm && self.freeze(slot, turn).await;
+        if !warm
+            && let Some(activation) = turn.activation.take()
+            && let Err(err) = self.driver.stop(&activation.sandbox).await
+        {
             tracing::warn!(object = %slot.key, error = %err, "cannot stop a hibernated sandbox");
         }
         slot.live().save_failures = 0;
@@ -118,14 +129,50 @@ impl Inner {
             record.last_error = None;
             record.storage_bytes = bytes;
             record.last_hibernate_at = Some(crate::model::now_utc());
+            record.warm = warm;
         });
         self.emit(
             slot,
             EventKind::Hibernated {
                 duration_ms: started.elapsed().as_secs_f64() * 1000.0,
+                warm,
             },
         );
         Ok(())
+    }
+
+    /// Freezes the sandbox of a just-saved object into the warm tier, if its class keeps one
+    /// and the tier has room; returns whether it did. The sandbox is stopped when the class's
+    /// `warm_for` runs out.
+    async fn freeze(&self, slot: &Slot, turn: &mut Turn) -> bool {
+        let Some(activation) = turn.activation.as_mut() else {
+            return false;
+        };
+        let warm_for = activation.class.warm_for;
+        if warm_for.is_zero() {
+            return false;
+        }
+        let Some(place) = Place::take(&self.warm, self.config.limits.max_warm_objects) else {
+            return false;
+        };
+        if let Err(err) = self.driver.freeze(&activation.sandbox).await {
+            tracing::warn!(object = %slot.key, error = %err, "cannot freeze a sandbox; stopping it instead");
+            return false;
+        }
+        activation.warm = Some(place);
+        self.set_deadline(slot, Instant::now() + warm_for);
+        true
+    }
+
+    /// Stops a frozen sandbox whose object is already hibernated.
+    pub(super) async fn stop_warm(&self, slot: &Slot, turn: &mut Turn) {
+        let Some(activation) = turn.activation.take() else {
+            return;
+        };
+        if let Err(err) = self.driver.stop(&activation.sandbox).await {
+            tracing::warn!(object = %slot.key, error = %err, "cannot stop a warm sandbox");
+        }
+        self.with_record(slot, |record| record.warm = false);
     }
 
     /// Keeps the sandbox, marks the object failed, and schedules another attempt.

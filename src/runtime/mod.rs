@@ -73,6 +73,8 @@ pub(crate) struct Inner {
     dirty: Mutex<HashSet<ObjectKey>>,
     /// Objects with a running sandbox, bounded by `limits.max_active_objects`.
     active: Arc<std::sync::atomic::AtomicUsize>,
+    /// Sandboxes frozen in the warm tier, bounded by `limits.max_warm_objects`.
+    warm: Arc<std::sync::atomic::AtomicUsize>,
     _lock: DataDirLock,
 }
 
@@ -120,6 +122,7 @@ impl Runtime {
             calls_in_flight: watch::channel(0).0,
             dirty: Mutex::new(HashSet::new()),
             active: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
+            warm: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
             _lock: lock,
         });
 

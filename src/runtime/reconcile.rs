@@ -68,7 +68,7 @@ impl Inner {
             async move {
                 let mut turn = slot.turn.lock().await;
                 if turn.activation.is_some()
-                    && let Err(err) = inner.hibernate_in_turn(&slot, &mut turn).await
+                    && let Err(err) = inner.hibernate_in_turn(&slot, &mut turn, false).await
                 {
                     tracing::error!(object = %slot.key, error = %err, "hibernation at shutdown failed");
                     // The save failed, so the sandbox must not outlive us with unsaved state

@@ -118,6 +118,7 @@ impl Inner {
                 .unwrap_or(class_idle.as_millis() as u64),
             idle_timeout_overridden: stored.idle_timeout_ms.is_some(),
             hibernate_at: None,
+            warm: false,
             calls_in_flight: 0,
             calls: stored.calls,
             errors: stored.errors,

@@ -21,22 +21,23 @@ use crate::model::{ObjectKey, ObjectRecord};
 use crate::sandbox::Sandbox;
 use crate::store::Activity;
 
-/// One place among `limits.max_active_objects`, given back when dropped.
-pub struct ActiveSlot(Arc<AtomicUsize>);
+/// One place in a bounded set (`limits.max_active_objects`, `limits.max_warm_objects`), given
+/// back when dropped.
+pub struct Place(Arc<AtomicUsize>);
 
-impl ActiveSlot {
+impl Place {
     /// Takes a place if fewer than `limit` are taken.
-    pub fn take(count: &Arc<AtomicUsize>, limit: usize) -> Option<ActiveSlot> {
+    pub fn take(count: &Arc<AtomicUsize>, limit: usize) -> Option<Place> {
         let taken = count.fetch_add(1, Ordering::SeqCst);
         if taken >= limit {
             count.fetch_sub(1, Ordering::SeqCst);
             return None;
         }
-        Some(ActiveSlot(Arc::clone(count)))
+        Some(Place(Arc::clone(count)))
     }
 }
 
-impl Drop for ActiveSlot {
+impl Drop for Place {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::SeqCst);
     }
@@ -45,7 +46,9 @@ impl Drop for ActiveSlot {
 /// A running sandbox and the runtime's facts about it.
 pub struct Activation {
     /// Its place among the active objects.
-    pub _place: ActiveSlot,
+    pub _place: Place,
+    /// Its place in the warm tier, while its sandbox is frozen after hibernation.
+    pub warm: Option<Place>,
     pub generation: u64,
     pub class: Arc<ClassConfig>,
     pub sandbox: Sandbox,

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use tokio::time::Instant;
 
 use super::handler::Channel;
-use super::slot::{Activation, ActiveSlot, Slot, Turn, WakeFailure};
+use super::slot::{Activation, Place, Slot, Turn, WakeFailure};
 use super::{Inner, RuntimeError};
 use crate::config::{ClassConfig, Durability};
 use crate::model::{EventKind, SandboxRef, Status};
@@ -28,6 +28,7 @@ impl Inner {
     ) -> Result<(), RuntimeError> {
         if let Some(activation) = &turn.activation {
             match activation.sandbox.exited() {
+                None if activation.warm.is_some() => return self.thaw(slot, turn).await,
                 None => return Ok(()),
                 Some(_) => {
                     let detail = activation.sandbox.exit_detail().await;
@@ -36,6 +37,53 @@ impl Inner {
             }
         }
         self.wake_in_turn(slot, turn, class).await
+    }
+
+    /// Wakes an object from the warm tier: its sandbox still holds the storage that was saved
+    /// when it hibernated, so resuming it is the whole wake. The status write is queued, not
+    /// waited for; after a crash, start-up finds the object hibernated with that same storage.
+    async fn thaw(self: &Arc<Self>, slot: &Slot, turn: &mut Turn) -> Result<(), RuntimeError> {
+        let started = Instant::now();
+        let Some(activation) = turn.activation.as_mut() else {
+            return Ok(());
+        };
+        if let Err(err) = self.driver.thaw(&activation.sandbox).await {
+            let reason = format!("cannot thaw its sandbox from the warm tier: {err}");
+            self.retire(slot, turn, reason).await;
+            return Err(RuntimeError::Internal(err.to_string()));
+        }
+        activation.warm = None;
+        let sandbox = &activation.sandbox;
+        let sandbox_ref = SandboxRef {
+            name: sandbox.name.to_string(),
+            driver: self.driver.kind().to_owned(),
+            pid: sandbox.pid,
+            address: sandbox.address.to_string(),
+        };
+        let update = Update {
+            status: Some(Status::Active),
+            sandbox: Some(Some(sandbox_ref.clone())),
+            stamp_wake: true,
+            ..Update::default()
+        };
+        self.store
+            .update_nowait(&slot.key, Some(activation.generation), update);
+        let idle_timeout = activation.idle_timeout;
+        self.with_record(slot, |record| {
+            record.status = Status::Active;
+            record.sandbox = Some(sandbox_ref);
+            record.warm = false;
+            record.last_wake_at = Some(crate::model::now_utc());
+        });
+        self.start_idle_clock(slot, idle_timeout);
+        self.emit(
+            slot,
+            EventKind::Woke {
+                duration_ms: started.elapsed().as_secs_f64() * 1000.0,
+                warm: true,
+            },
+        );
+        Ok(())
     }
 
     async fn wake_in_turn(
@@ -65,7 +113,7 @@ impl Inner {
         let key = &slot.key;
         let limit = self.config.limits.max_active_objects;
         let place =
-            ActiveSlot::take(&self.active, limit).ok_or_else(|| RuntimeError::TooManyActive {
+            Place::take(&self.active, limit).ok_or_else(|| RuntimeError::TooManyActive {
                 key: key.clone(),
                 limit,
             })?;
@@ -136,16 +184,10 @@ impl Inner {
             stamp_wake: true,
             ..Update::default()
         };
-        if let Err(err) = self
-            .store
-            .update(key, Some(ticket.generation), update)
-            .await
-        {
-            let reason = format!("cannot record the wake in the store: {err}");
-            return Err(self
-                .wake_failed(slot, &ticket, Some(&sandbox), reason, false)
-                .await);
-        }
+        // Queued, not waited for: the generation bumped above is already saved, and after a
+        // crash start-up marks the object hibernated whatever this write said.
+        self.store
+            .update_nowait(key, Some(ticket.generation), update);
 
         let idle_timeout = {
             let mut live = slot.live();
@@ -164,6 +206,7 @@ impl Inner {
         };
         turn.activation = Some(Activation {
             _place: place,
+            warm: None,
             generation: ticket.generation,
             class: Arc::clone(class),
             sandbox: sandbox.clone(),
@@ -177,6 +220,7 @@ impl Inner {
             slot,
             EventKind::Woke {
                 duration_ms: started.elapsed().as_secs_f64() * 1000.0,
+                warm: false,
             },
         );
         Ok(())

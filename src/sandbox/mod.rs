@@ -166,6 +166,12 @@ pub trait SandboxDriver: Send + Sync + 'static {
     /// Stops it: a polite signal, then a forced one after the grace period.
     async fn stop(&self, sandbox: &Sandbox) -> Result<(), SandboxError>;
 
+    /// Pauses every process of the sandbox, keeping its memory, for the warm tier.
+    async fn freeze(&self, sandbox: &Sandbox) -> Result<(), SandboxError>;
+
+    /// Resumes a frozen sandbox.
+    async fn thaw(&self, sandbox: &Sandbox) -> Result<(), SandboxError>;
+
     /// Removes everything the sandbox left: working directory and logs.
     async fn destroy(&self, name: &SandboxName) -> Result<(), SandboxError>;
 

@@ -136,6 +136,10 @@ pub trait Store: Send + Sync + 'static {
         update: Update,
     ) -> StoreResult<()>;
 
+    /// Queues `update` like [`Store::update`] without waiting for its commit, for bookkeeping
+    /// that a crash may lose (start-up reconciles it). Queued writes keep their order.
+    fn update_nowait(&self, key: &ObjectKey, generation: Option<u64>, update: Update);
+
     /// Removes the object and its storage; returns whether it existed.
     async fn delete(&self, key: &ObjectKey) -> StoreResult<bool>;
 

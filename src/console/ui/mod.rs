@@ -129,6 +129,9 @@ pub fn countdown(object: &ObjectRecord, now: DateTime<Utc>) -> String {
     if object.calls_in_flight > 0 {
         return "busy".into();
     }
+    if object.warm {
+        return "warm".into();
+    }
     let Some(at) = object.hibernate_at else {
         return "-".into();
     };

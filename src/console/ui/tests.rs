@@ -34,6 +34,7 @@ fn record(class: &str, id: &str, status: Status) -> ObjectRecord {
         idle_timeout_ms: 30_000,
         idle_timeout_overridden: false,
         hibernate_at: (status == Status::Active).then(|| at(12)),
+        warm: false,
         calls_in_flight: 0,
         calls: 42,
         errors: 0,
@@ -87,7 +88,15 @@ fn fixture() -> App {
         Some(json!({ "count": 3, "history": [1, 2, 3], "owner": "alice", "note": null }));
     app.finish(ActionResult::Detail(Ok(Box::new(detail))));
     for (seq, class, id, kind) in [
-        (1, "counter", "alice", EventKind::Woke { duration_ms: 4.2 }),
+        (
+            1,
+            "counter",
+            "alice",
+            EventKind::Woke {
+                duration_ms: 4.2,
+                warm: false,
+            },
+        ),
         (
             2,
             "counter",
@@ -102,7 +111,10 @@ fn fixture() -> App {
             3,
             "counter",
             "bob",
-            EventKind::Hibernated { duration_ms: 2.5 },
+            EventKind::Hibernated {
+                duration_ms: 2.5,
+                warm: false,
+            },
         ),
         (
             4,

@@ -103,6 +103,8 @@ impl SandboxDriver for ProcessDriver {
 
     async fn stop(&self, sandbox: &Sandbox) -> Result<(), SandboxError> {
         if sandbox.exited().is_none() {
+            // A frozen sandbox handles SIGTERM only once it runs again.
+            self.signal_group(&sandbox.name, libc::SIGCONT);
             self.signal_group(&sandbox.name, libc::SIGTERM);
             if tokio::time::timeout(self.stop_grace, sandbox.wait_exit())
                 .await
@@ -117,6 +119,16 @@ impl SandboxDriver for ProcessDriver {
         if let Ok(mut groups) = self.groups.lock() {
             groups.remove(&sandbox.name);
         }
+        Ok(())
+    }
+
+    async fn freeze(&self, sandbox: &Sandbox) -> Result<(), SandboxError> {
+        self.signal_group(&sandbox.name, libc::SIGSTOP);
+        Ok(())
+    }
+
+    async fn thaw(&self, sandbox: &Sandbox) -> Result<(), SandboxError> {
+        self.signal_group(&sandbox.name, libc::SIGCONT);
         Ok(())
     }
 

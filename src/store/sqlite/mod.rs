@@ -168,6 +168,20 @@ impl Store for SqliteStore {
         .await
     }
 
+    fn update_nowait(&self, key: &ObjectKey, generation: Option<u64>, update: Update) {
+        let (reply, _) = oneshot::channel();
+        if let Ok(writes) = self.writes.lock()
+            && let Some(sender) = writes.as_ref()
+        {
+            let _ = sender.send(Write::Update {
+                key: key.clone(),
+                generation,
+                update,
+                reply,
+            });
+        }
+    }
+
     async fn delete(&self, key: &ObjectKey) -> StoreResult<bool> {
         self.send(|reply| Write::Delete {
             key: key.clone(),
@@ -241,7 +255,13 @@ impl SqliteStore {
     /// Inserts `count` hibernated objects of `class` named `{prefix}{n}` with `storage`, in one
     /// transaction. For benchmarks and imports that need a large store quickly; the objects
     /// must not exist yet.
-    pub fn seed_hibernated(path: &Path, class: &str, prefix: &str, count: usize, storage: &[u8]) -> anyhow::Result<()> {
+    pub fn seed_hibernated(
+        path: &Path,
+        class: &str,
+        prefix: &str,
+        count: usize,
+        storage: &[u8],
+    ) -> anyhow::Result<()> {
         let mut conn = open_connection(path)?;
         schema::migrate(&mut conn)?;
         let tx = conn.transaction()?;
@@ -251,9 +271,15 @@ impl SqliteStore {
                 "INSERT INTO objects (class, id, status, generation, storage_bytes, created_at, updated_at)
                  VALUES (?1, ?2, 'hibernated', 1, ?3, ?4, ?4)",
             )?;
-            let mut snapshot = tx.prepare("INSERT INTO snapshots (oid, generation, data) VALUES (?1, 1, ?2)")?;
+            let mut snapshot =
+                tx.prepare("INSERT INTO snapshots (oid, generation, data) VALUES (?1, 1, ?2)")?;
             for n in 0..count {
-                object.execute(rusqlite::params![class, format!("{prefix}{n:06}"), storage.len() as i64, now])?;
+                object.execute(rusqlite::params![
+                    class,
+                    format!("{prefix}{n:06}"),
+                    storage.len() as i64,
+                    now
+                ])?;
                 snapshot.execute(rusqlite::params![tx.last_insert_rowid(), storage])?;
             }
         }
