@@ -123,6 +123,60 @@ pub async fn run(quick: bool, json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// What `torpor load` sends.
+pub struct LoadOptions {
+    pub url: String,
+    pub objects: usize,
+    pub connections: usize,
+    pub seconds: u64,
+    pub sequential: Option<usize>,
+    pub first_calls: Option<usize>,
+    pub first_id: usize,
+}
+
+/// Splits `http://HOST:PORT/path` into the address and the path.
+fn target(url: &str) -> anyhow::Result<load::Target> {
+    let parsed = url::Url::parse(url).map_err(|e| anyhow::anyhow!("invalid URL {url:?}: {e}"))?;
+    let host = parsed.host_str().ok_or_else(|| anyhow::anyhow!("URL {url:?} has no host"))?;
+    let port = parsed.port_or_known_default().unwrap_or(80);
+    let address = std::net::ToSocketAddrs::to_socket_addrs(&(host, port))?
+        .next()
+        .ok_or_else(|| anyhow::anyhow!("cannot resolve {host:?}"))?;
+    let mut path = parsed.path().to_owned();
+    if let Some(query) = parsed.query() {
+        path = format!("{path}?{query}");
+    }
+    Ok(load::Target { address, path })
+}
+
+/// Runs `torpor load` and prints its figures as JSON.
+pub async fn run_load(options: LoadOptions) -> anyhow::Result<()> {
+    let url = |n: usize| options.url.replace("{id}", &n.to_string());
+    let measured = if let Some(count) = options.sequential {
+        load::sequential(&target(&url(0))?, count, b"").await?
+    } else if let Some(count) = options.first_calls {
+        let mut all = Measured::default();
+        for n in options.first_id..options.first_id + count {
+            let one = load::sequential(&target(&url(n))?, 1, b"").await?;
+            all.latencies.extend(one.latencies);
+            all.errors += one.errors;
+        }
+        all
+    } else {
+        let targets = (0..options.objects).map(|n| target(&url(n))).collect::<anyhow::Result<Vec<_>>>()?;
+        load::run(&targets, options.connections, Duration::from_secs(options.seconds), b"").await
+    };
+    let report = serde_json::json!({
+        "requests": measured.latencies.len(),
+        "errors": measured.errors,
+        "per_second": measured.per_second(),
+        "p50_us": measured.percentile_us(50.0),
+        "p99_us": measured.percentile_us(99.0),
+    });
+    println!("{report}");
+    Ok(())
+}
+
 fn progress(step: &str) {
     eprintln!("bench: {step}");
 }

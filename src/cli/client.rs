@@ -110,6 +110,7 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Bench { .. }
+        | Command::Load { .. }
         | Command::ObjectHost { .. }
         | Command::SandboxInit { .. }
         | Command::SandboxProbe => {

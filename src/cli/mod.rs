@@ -156,6 +156,30 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Send load to any HTTP endpoint and print throughput and latency as JSON: the load
+    /// generator of `torpor bench`, for comparing other runtimes on the same machine.
+    Load {
+        /// URL to POST to; `{id}` is replaced by the object number (0 to --objects - 1).
+        url: String,
+        /// Objects the load is spread over.
+        #[arg(long, default_value_t = 100)]
+        objects: usize,
+        /// Connections sending at once.
+        #[arg(long, default_value_t = 64)]
+        connections: usize,
+        /// Seconds of load.
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        /// Instead of load: one connection, this many calls to object 0, one at a time.
+        #[arg(long)]
+        sequential: Option<usize>,
+        /// Instead of load: one call to each of this many objects that never existed, with
+        /// ids starting at --first-id.
+        #[arg(long)]
+        first_calls: Option<usize>,
+        #[arg(long, default_value_t = 0)]
+        first_id: usize,
+    },
     /// Serve a built-in class as a handler, outside any sandbox.
     #[command(hide = true)]
     ObjectHost { name: String },
@@ -217,6 +241,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let runtime = builder.enable_all().build()?;
     runtime.block_on(async move {
         match args.command {
+            Some(Command::Load { url, objects, connections, seconds, sequential, first_calls, first_id }) => {
+                crate::logging::to_stderr("warn");
+                let options = crate::bench::LoadOptions { url, objects, connections, seconds, sequential, first_calls, first_id };
+                crate::bench::run_load(options).await?;
+                Ok(ExitCode::SUCCESS)
+            }
             Some(Command::Bench { quick, json }) => {
                 crate::logging::to_stderr("warn");
                 crate::bench::run(quick, json).await?;
