@@ -31,6 +31,14 @@ impl From<&ClassConfig> for ClassInfo {
             handler: match &class.handler {
                 Handler::Builtin(name) => format!("builtin:{name}"),
                 Handler::Command(argv) => argv.join(" "),
+                Handler::Image {
+                    image,
+                    command: None,
+                } => format!("image:{image}"),
+                Handler::Image {
+                    image,
+                    command: Some(argv),
+                } => format!("image:{image} {}", argv.join(" ")),
             },
             idle_timeout_ms: class.idle_timeout.as_millis() as u64,
             wake_timeout_ms: class.wake_timeout.as_millis() as u64,

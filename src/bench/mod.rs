@@ -6,6 +6,7 @@
 //! The load generator runs in this process and the server in another, on the same machine,
 //! so on a small machine they compete for the same cores: compare ratios within one run.
 
+mod containers;
 pub mod load;
 mod scenarios;
 mod server;
@@ -15,6 +16,8 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+pub use self::containers::ContainerBench;
+use self::containers::ContainerReport;
 use self::load::{Measured, percentile};
 use self::server::BenchServer;
 
@@ -26,6 +29,7 @@ struct Sizes {
     load_time: Duration,
     wakes: usize,
     warm_wakes: usize,
+    container_wakes: usize,
     idle_objects: usize,
     stampede: usize,
     stored: usize,
@@ -38,6 +42,7 @@ const QUICK: Sizes = Sizes {
     load_time: Duration::from_secs(2),
     wakes: 30,
     warm_wakes: 10,
+    container_wakes: 10,
     idle_objects: 40,
     stampede: 200,
     stored: 20_000,
@@ -50,6 +55,7 @@ const FULL: Sizes = Sizes {
     load_time: Duration::from_secs(10),
     wakes: 200,
     warm_wakes: 50,
+    container_wakes: 50,
     idle_objects: 300,
     stampede: 1000,
     stored: 100_000,
@@ -105,14 +111,17 @@ pub struct Report {
     pub list_first_page_us: f64,
     pub list_middle_page_us: f64,
     pub bytes_per_hibernated_object: f64,
+    /// With `--image`: the same wakes under the container driver.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub container: Option<ContainerReport>,
 }
 
 /// Runs every measurement and prints the report.
-pub async fn run(quick: bool, json: bool) -> anyhow::Result<()> {
+pub async fn run(quick: bool, json: bool, container: Option<ContainerBench>) -> anyhow::Result<()> {
     let sizes = if quick { QUICK } else { FULL };
     let program = std::env::current_exe()?;
     let root = std::env::temp_dir().join(format!("torpor-bench-{}", std::process::id()));
-    let report = measure(&program, &root, &sizes, quick).await;
+    let report = measure(&program, &root, &sizes, quick, container.as_ref()).await;
     let _ = std::fs::remove_dir_all(&root);
     let report = report?;
     if json {
@@ -137,7 +146,9 @@ pub struct LoadOptions {
 /// Splits `http://HOST:PORT/path` into the address and the path.
 fn target(url: &str) -> anyhow::Result<load::Target> {
     let parsed = url::Url::parse(url).map_err(|e| anyhow::anyhow!("invalid URL {url:?}: {e}"))?;
-    let host = parsed.host_str().ok_or_else(|| anyhow::anyhow!("URL {url:?} has no host"))?;
+    let host = parsed
+        .host_str()
+        .ok_or_else(|| anyhow::anyhow!("URL {url:?} has no host"))?;
     let port = parsed.port_or_known_default().unwrap_or(80);
     let address = std::net::ToSocketAddrs::to_socket_addrs(&(host, port))?
         .next()
@@ -160,11 +171,20 @@ pub async fn run_load(options: LoadOptions) -> anyhow::Result<()> {
             let one = load::sequential(&target(&url(n))?, 1, b"").await?;
             all.latencies.extend(one.latencies);
             all.errors += one.errors;
+            all.elapsed += one.elapsed;
         }
         all
     } else {
-        let targets = (0..options.objects).map(|n| target(&url(n))).collect::<anyhow::Result<Vec<_>>>()?;
-        load::run(&targets, options.connections, Duration::from_secs(options.seconds), b"").await
+        let targets = (0..options.objects)
+            .map(|n| target(&url(n)))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        load::run(
+            &targets,
+            options.connections,
+            Duration::from_secs(options.seconds),
+            b"",
+        )
+        .await
     };
     let report = serde_json::json!({
         "requests": measured.latencies.len(),
@@ -177,7 +197,7 @@ pub async fn run_load(options: LoadOptions) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn progress(step: &str) {
+pub(crate) fn progress(step: &str) {
     eprintln!("bench: {step}");
 }
 
@@ -217,15 +237,17 @@ async fn measure(
     root: &Path,
     sizes: &Sizes,
     quick: bool,
+    container: Option<&ContainerBench>,
 ) -> anyhow::Result<Report> {
     let (per_call, server) = warm(program, root, "per-call", sizes).await?;
     let empty_rss = server.resident_bytes();
     progress("wakes");
-    let wake = Latency::of(&scenarios::wake_latency(&server, sizes.wakes).await?);
+    let wake = Latency::of(&scenarios::wake_latency(&server, "counter", sizes.wakes).await?);
     progress("wakes from the warm tier");
     let warm_wake = Latency::of(&scenarios::warm_wake_latency(&server, sizes.warm_wakes).await?);
     progress("first calls to new objects");
-    let first_call = Latency::of(&scenarios::first_call_latency(&server, sizes.wakes).await?);
+    let first_call =
+        Latency::of(&scenarios::first_call_latency(&server, "counter", sizes.wakes).await?);
     progress("hibernation lateness");
     let lateness =
         Latency::of(&scenarios::hibernation_lateness(&server, sizes.idle_objects).await?);
@@ -252,6 +274,13 @@ async fn measure(
     let walked_rss = server.resident_bytes();
     server.stop();
 
+    let container = match container {
+        Some(bench) => {
+            Some(containers::measure(program, root, bench, sizes.container_wakes).await?)
+        }
+        None => None,
+    };
+
     Ok(Report {
         quick,
         per_call,
@@ -268,6 +297,7 @@ async fn measure(
         list_middle_page_us: middle_page,
         bytes_per_hibernated_object: walked_rss.saturating_sub(empty_rss) as f64
             / sizes.stored as f64,
+        container,
     })
 }
 
@@ -340,6 +370,20 @@ fn print_table(report: &Report) {
         ms(report.first_call.p50_us),
         ms(report.first_call.p99_us)
     );
+    if let Some(container) = &report.container {
+        println!(
+            "{:<44} {:>14} {:>14}",
+            "container wake (hibernated → first response)",
+            ms(container.wake.p50_us),
+            ms(container.wake.p99_us)
+        );
+        println!(
+            "{:<44} {:>14} {:>14}",
+            "first call to a new container object",
+            ms(container.first_call.p50_us),
+            ms(container.first_call.p99_us)
+        );
+    }
     println!(
         "{:<44} {:>14} {:>14}",
         "hibernation lateness",

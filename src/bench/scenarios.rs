@@ -71,8 +71,12 @@ pub async fn throughput(
 }
 
 /// Time from calling a hibernated object to its first response, `count` times.
-pub async fn wake_latency(server: &BenchServer, count: usize) -> anyhow::Result<Vec<Duration>> {
-    let object = key("counter", "waking");
+pub async fn wake_latency(
+    server: &BenchServer,
+    class: &str,
+    count: usize,
+) -> anyhow::Result<Vec<Duration>> {
+    let object = key(class, "waking");
     let target = Target {
         address: server.address,
         path: call_path(&object, "get"),
@@ -118,13 +122,14 @@ pub async fn warm_wake_latency(
 /// Time from the first call to an object that never existed to its response.
 pub async fn first_call_latency(
     server: &BenchServer,
+    class: &str,
     count: usize,
 ) -> anyhow::Result<Vec<Duration>> {
     let mut samples = Vec::with_capacity(count);
     for n in 0..count {
         let target = Target {
             address: server.address,
-            path: call_path(&key("counter", &format!("new-{n}")), "increment"),
+            path: call_path(&key(class, &format!("new-{n}")), "increment"),
         };
         samples.extend(load::sequential(&target, 1, b"").await?.latencies);
     }

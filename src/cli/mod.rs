@@ -155,6 +155,14 @@ pub enum Command {
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
+        /// Also measure wakes of this image's counter under the container driver (e.g.
+        /// localhost/torpor-demo:latest from assets/images/build.sh).
+        #[arg(long, value_name = "IMAGE")]
+        image: Option<String>,
+        /// The container engine's socket for --image; default $DOCKER_HOST, then
+        /// /var/run/docker.sock.
+        #[arg(long, value_name = "SOCKET", requires = "image")]
+        engine_socket: Option<String>,
     },
     /// Send load to any HTTP endpoint and print throughput and latency as JSON: the load
     /// generator of `torpor bench`, for comparing other runtimes on the same machine.
@@ -241,15 +249,40 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let runtime = builder.enable_all().build()?;
     runtime.block_on(async move {
         match args.command {
-            Some(Command::Load { url, objects, connections, seconds, sequential, first_calls, first_id }) => {
+            Some(Command::Load {
+                url,
+                objects,
+                connections,
+                seconds,
+                sequential,
+                first_calls,
+                first_id,
+            }) => {
                 crate::logging::to_stderr("warn");
-                let options = crate::bench::LoadOptions { url, objects, connections, seconds, sequential, first_calls, first_id };
+                let options = crate::bench::LoadOptions {
+                    url,
+                    objects,
+                    connections,
+                    seconds,
+                    sequential,
+                    first_calls,
+                    first_id,
+                };
                 crate::bench::run_load(options).await?;
                 Ok(ExitCode::SUCCESS)
             }
-            Some(Command::Bench { quick, json }) => {
+            Some(Command::Bench {
+                quick,
+                json,
+                image,
+                engine_socket,
+            }) => {
                 crate::logging::to_stderr("warn");
-                crate::bench::run(quick, json).await?;
+                let container = image.map(|image| crate::bench::ContainerBench {
+                    image,
+                    socket: engine_socket,
+                });
+                crate::bench::run(quick, json, container).await?;
                 Ok(ExitCode::SUCCESS)
             }
             Some(command) => {

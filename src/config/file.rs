@@ -16,6 +16,8 @@ pub struct ConfigFile {
     #[serde(default)]
     pub sandbox: SandboxSection,
     #[serde(default)]
+    pub container: ContainerSection,
+    #[serde(default)]
     pub defaults: ClassSettings,
     #[serde(default)]
     pub classes: BTreeMap<String, ClassSection>,
@@ -39,6 +41,12 @@ pub struct SandboxSection {
     pub namespaces: Option<bool>,
     pub landlock: Option<bool>,
     pub cgroups: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContainerSection {
+    pub socket: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -88,6 +96,9 @@ pub struct ClassSettings {
 pub struct ClassSection {
     pub builtin: Option<String>,
     pub command: Option<Vec<String>>,
+    pub image: Option<String>,
+    pub keep_filesystem: Option<bool>,
+    pub container_network: Option<String>,
     #[serde(default)]
     pub env: BTreeMap<String, String>,
     pub inherit_socket: Option<bool>,

@@ -77,6 +77,25 @@ pub enum Handler {
     Builtin(String),
     /// A program and its arguments, run with the sandbox folder as working directory.
     Command(Vec<String>),
+    /// A container image, run through the container engine; `command` replaces the image's.
+    Image {
+        image: String,
+        command: Option<Vec<String>>,
+    },
+}
+
+impl Handler {
+    pub fn is_image(&self) -> bool {
+        matches!(self, Handler::Image { .. })
+    }
+}
+
+/// How containers of image classes are run.
+#[derive(Debug, Clone, Serialize)]
+pub struct ContainerSettings {
+    /// The engine's API socket: `unix:///PATH` or a path. `None` uses `DOCKER_HOST`, then
+    /// `/var/run/docker.sock`.
+    pub socket: Option<String>,
 }
 
 /// One class of objects and the settings its objects share.
@@ -115,6 +134,11 @@ pub struct ClassConfig {
     pub max_processes: u64,
     /// Whether handlers may open outbound network connections.
     pub network: bool,
+    /// Image classes: whether a container's filesystem outlives hibernation (it is removed
+    /// only on delete), or the container is removed at every hibernation.
+    pub keep_filesystem: bool,
+    /// Image classes: the engine network mode (`bridge` by default).
+    pub container_network: String,
     /// How long an idle object's sandbox stays frozen after hibernation, so a call wakes it
     /// by thawing instead of starting it again; zero stops it at once.
     #[serde(with = "humantime_serde")]
@@ -152,6 +176,7 @@ pub struct SandboxSettings {
 pub struct Config {
     pub runtime: RuntimeSettings,
     pub sandbox: SandboxSettings,
+    pub container: ContainerSettings,
     pub limits: Limits,
     pub classes: BTreeMap<ClassName, Arc<ClassConfig>>,
     /// The file it was read from; `None` for the built-in configuration.

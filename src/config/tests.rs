@@ -105,6 +105,27 @@ fn bad_values_are_named() {
             "[classes.a]\nbuiltin = \"kv\"\nidle_timeout = \"soon\"",
             "soon",
         ),
+        (
+            "[classes.a]\nimage = \"x\"\nbuiltin = \"kv\"",
+            "either image or builtin",
+        ),
+        (
+            "[classes.a]\nimage = \"a b\"",
+            "\"a b\" is not an image reference",
+        ),
+        (
+            "[classes.a]\nimage = \"x\"\ncommand = []",
+            "command is empty",
+        ),
+        (
+            "[classes.a]\nimage = \"x\"\ncontainer_network = \"host\"",
+            "port 9333",
+        ),
+        (
+            "[classes.a]\nimage = \"x\"\ncontainer_network = \"none\"",
+            "unreachable",
+        ),
+        ("[container]\nsockett = \"x\"", "sockett"),
     ];
     for (text, expected) in cases {
         let err = error_of(text);
@@ -113,4 +134,30 @@ fn bad_values_are_named() {
             "{text:?}: expected {expected:?} in {err:?}"
         );
     }
+}
+
+#[test]
+fn image_classes_keep_their_command_as_written() {
+    let text = "[classes.boxed]\nimage = \"localhost/demo:1\"\ncommand = [\"./run\", \"x\"]\n\
+                keep_filesystem = false\ncontainer_network = \"torpor-net\"\n\
+                [container]\nsocket = \"unix:///tmp/engine.sock\"";
+    let config = Config::parse(text, Path::new("/etc/torpor")).unwrap();
+    let class = config.class(&ClassName::parse("boxed").unwrap()).unwrap();
+    match &class.handler {
+        Handler::Image { image, command } => {
+            assert_eq!(image, "localhost/demo:1");
+            // Paths inside the image are not resolved against the configuration's folder.
+            assert_eq!(
+                command.as_deref(),
+                Some(&["./run".to_owned(), "x".to_owned()][..])
+            );
+        }
+        other => panic!("expected an image handler, got {other:?}"),
+    }
+    assert!(!class.keep_filesystem);
+    assert_eq!(class.container_network, "torpor-net");
+    assert_eq!(
+        config.container.socket.as_deref(),
+        Some("unix:///tmp/engine.sock")
+    );
 }

@@ -10,7 +10,8 @@ use anyhow::{Context, bail};
 
 use super::file::{ClassSection, ClassSettings, ConfigFile, LimitsSection};
 use super::{
-    ClassConfig, Config, Durability, Handler, Limits, RuntimeSettings, SandboxSettings, SandboxUser,
+    ClassConfig, Config, ContainerSettings, Durability, Handler, Limits, RuntimeSettings,
+    SandboxSettings, SandboxUser,
 };
 use crate::host::BUILTIN_CLASSES;
 use crate::model::ClassName;
@@ -35,6 +36,9 @@ const DEFAULT_WARM_FOR: Duration = Duration::from_secs(60);
 
 pub fn validate(raw: ConfigFile, base: &Path) -> anyhow::Result<Config> {
     let runtime = runtime_settings(&raw)?;
+    let container = ContainerSettings {
+        socket: raw.container.socket.clone(),
+    };
     let sandbox = sandbox_settings(&raw)?;
     let limits = limits(&raw.limits)?;
     // Checked on their own first, so a bad default is reported where it is written rather
@@ -55,6 +59,7 @@ pub fn validate(raw: ConfigFile, base: &Path) -> anyhow::Result<Config> {
     Ok(Config {
         runtime,
         sandbox,
+        container,
         limits,
         classes,
         source: None,
@@ -185,6 +190,7 @@ fn class_config(
 ) -> anyhow::Result<ClassConfig> {
     let class = ClassName::parse(name)?;
     let handler = match (&section.builtin, &section.command) {
+        _ if section.image.is_some() => image_handler(section)?,
         (Some(builtin), None) => {
             if !BUILTIN_CLASSES.contains(&builtin.as_str()) {
                 bail!(
@@ -196,7 +202,9 @@ fn class_config(
         }
         (None, Some(command)) => Handler::Command(command_line(command, base)?),
         (Some(_), Some(_)) => bail!("set either builtin or command, not both"),
-        (None, None) => bail!("set builtin = \"NAME\" or command = [\"PROGRAM\", ...]"),
+        (None, None) => {
+            bail!("set builtin = \"NAME\", command = [\"PROGRAM\", ...] or image = \"IMAGE\"")
+        }
     };
     for key in section.env.keys() {
         env_name(key)?;
@@ -279,6 +287,22 @@ fn class_config(
             100_000,
         )? as u64,
         network: settings.network.unwrap_or(false),
+        keep_filesystem: section.keep_filesystem.unwrap_or(true),
+        container_network: match &section.container_network {
+            Some(mode) if mode.is_empty() || mode.contains(char::is_whitespace) => {
+                bail!("container_network = {mode:?} is not a network mode; use e.g. \"bridge\"")
+            }
+            Some(mode) if mode == "host" => bail!(
+                "container_network = \"host\" would have every object listen on the host's \
+                 port 9333; use \"bridge\" or a named network"
+            ),
+            Some(mode) if mode == "none" => bail!(
+                "container_network = \"none\" leaves the handler unreachable; use \"bridge\" \
+                 or a named network"
+            ),
+            Some(mode) => mode.clone(),
+            None => "bridge".into(),
+        },
         warm_for: duration_in(
             "warm_for",
             settings.warm_for,
@@ -287,6 +311,30 @@ fn class_config(
             Duration::from_secs(3600),
         )?,
     })
+}
+
+/// An image class: the image, and the command that replaces the image's own if given.
+fn image_handler(section: &ClassSection) -> anyhow::Result<Handler> {
+    let image = section.image.clone().unwrap_or_default();
+    if section.builtin.is_some() {
+        bail!("set either image or builtin, not both");
+    }
+    if image.is_empty() || image.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        bail!("image = {image:?} is not an image reference");
+    }
+    // Paths in the command are inside the image, so they are not resolved against the
+    // configuration's folder.
+    let command = match &section.command {
+        Some(argv) if argv.first().is_none_or(String::is_empty) => bail!(
+            "command is empty; give the program to run inside the image, or leave command out \
+             to run the image's own"
+        ),
+        Some(argv) if argv.iter().any(|arg| arg.contains('\0')) => {
+            bail!("command arguments must not contain NUL characters")
+        }
+        other => other.clone(),
+    };
+    Ok(Handler::Image { image, command })
 }
 
 /// Resolves arguments starting with `./` or `../` against the configuration's folder, so a

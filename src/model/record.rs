@@ -73,13 +73,16 @@ impl FromStr for Status {
 pub struct SandboxRef {
     /// The driver's name for the sandbox, unique per object for the store's lifetime.
     pub name: String,
-    /// The driver that runs it (`process`).
+    /// The driver that runs it (`process` or `container`).
     pub driver: String,
-    /// Process id of the handler, under the process driver.
+    /// Process id of the handler (of a container's first process), where this host sees it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pid: Option<u32>,
     /// Address the runtime reaches the handler on.
     pub address: String,
+    /// The engine's name for the container, under the container driver.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<String>,
 }
 
 /// Everything known about one object. Listings leave `storage` out; `show` includes it.

@@ -62,7 +62,7 @@ impl Runtime {
 
         let mut turn = slot.turn.lock().await;
         if let Some(activation) = turn.activation.take()
-            && let Err(err) = inner.driver.stop(&activation.sandbox).await
+            && let Err(err) = activation.driver.stop(&activation.sandbox).await
         {
             tracing::warn!(object = %key, error = %err, "cannot stop the sandbox of a deleted object");
         }
@@ -79,7 +79,8 @@ impl Runtime {
 
         inner.store.delete(key).await?;
         if let Err(err) = inner
-            .driver
+            .drivers
+            .for_class_name(&inner.config, &key.class)
             .destroy(&SandboxName::new(key, stored.oid))
             .await
         {
@@ -167,7 +168,8 @@ impl Runtime {
             .await?
             .ok_or_else(|| RuntimeError::NotFound(key.clone()))?;
         inner
-            .driver
+            .drivers
+            .for_class_name(&inner.config, &key.class)
             .logs(&SandboxName::new(key, stored.oid), max_bytes)
             .await
             .map_err(|e| RuntimeError::Internal(e.to_string()))

@@ -203,9 +203,7 @@ impl Inner {
             };
             // A refused or broken connection usually means the sandbox died; give its exit a
             // moment to be reported, then replace it.
-            let exit = tokio::time::timeout(EXIT_NOTICE, sandbox.wait_exit())
-                .await
-                .ok();
+            let exit = sandbox.exit_within(EXIT_NOTICE).await;
             if let Some(exit) = &exit {
                 self.sandbox_lost(slot, turn, &exit.detail).await;
             }

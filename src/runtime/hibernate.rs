@@ -117,7 +117,7 @@ impl Inner {
         let warm = keep_warm && self.freeze(slot, turn).await;
         if !warm
             && let Some(activation) = turn.activation.take()
-            && let Err(err) = self.driver.stop(&activation.sandbox).await
+            && let Err(err) = activation.driver.stop(&activation.sandbox).await
         {
             tracing::warn!(object = %slot.key, error = %err, "cannot stop a hibernated sandbox");
         }
@@ -155,7 +155,7 @@ impl Inner {
         let Some(place) = Place::take(&self.warm, self.config.limits.max_warm_objects) else {
             return false;
         };
-        if let Err(err) = self.driver.freeze(&activation.sandbox).await {
+        if let Err(err) = activation.driver.freeze(&activation.sandbox).await {
             tracing::warn!(object = %slot.key, error = %err, "cannot freeze a sandbox; stopping it instead");
             return false;
         }
@@ -169,7 +169,7 @@ impl Inner {
         let Some(activation) = turn.activation.take() else {
             return;
         };
-        if let Err(err) = self.driver.stop(&activation.sandbox).await {
+        if let Err(err) = activation.driver.stop(&activation.sandbox).await {
             tracing::warn!(object = %slot.key, error = %err, "cannot stop a warm sandbox");
         }
         self.with_record(slot, |record| record.warm = false);

@@ -7,6 +7,7 @@
 
 mod actions;
 mod call;
+mod drivers;
 mod error;
 mod events;
 pub mod handler;
@@ -23,11 +24,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
+use anyhow::Context;
 use tokio::sync::watch;
 
 use crate::config::{ClassConfig, Config};
 use crate::model::{ClassName, ObjectKey};
-use crate::sandbox::{ProcessDriver, SandboxDriver};
+use crate::sandbox::{ContainerDriver, ProcessDriver, SandboxDriver};
 use crate::store::{DataDirLock, SqliteStore, Store};
 
 pub use actions::{MAX_IDLE_TIMEOUT, MIN_IDLE_TIMEOUT};
@@ -36,6 +38,7 @@ pub use error::RuntimeError;
 pub use records::Listing;
 pub use scheduler::Deadlines;
 
+use self::drivers::Drivers;
 use self::events::EventBus;
 use self::slot::Slots;
 
@@ -62,7 +65,7 @@ pub(crate) struct Inner {
     data_dir: PathBuf,
     store: Arc<dyn Store>,
     sqlite: Arc<SqliteStore>,
-    driver: Arc<dyn SandboxDriver>,
+    drivers: Drivers,
     slots: Slots,
     events: EventBus,
     deadlines: Deadlines<ObjectKey>,
@@ -91,16 +94,35 @@ impl Runtime {
                 tracing::warn!(data_dir = %options.data_dir.display(), error = %err, "cannot make the data directory private");
             }
         }
+        // Checked before the store is opened, so a missing engine changes nothing on disk.
+        let images = options
+            .config
+            .classes
+            .values()
+            .any(|class| class.handler.is_image());
+        let container = if images {
+            let driver = ContainerDriver::connect(
+                &options.config.container,
+                &options.data_dir,
+                options.config.runtime.stop_grace,
+            )
+            .await
+            .context("image classes need a container engine")?;
+            Some(Arc::new(driver) as Arc<dyn SandboxDriver>)
+        } else {
+            None
+        };
         let sqlite = Arc::new(SqliteStore::open(&options.data_dir.join("torpor.db"))?);
 
         let store: Arc<dyn Store> = sqlite.clone();
-        let driver: Arc<dyn SandboxDriver> = Arc::new(ProcessDriver::new(
+        let process: Arc<dyn SandboxDriver> = Arc::new(ProcessDriver::new(
             options.data_dir.join("sandboxes"),
             options.host_program.clone(),
             options.config.runtime.stop_grace,
             &options.config.sandbox,
         )?);
-        for warning in driver.warnings() {
+        let drivers = Drivers { process, container };
+        for warning in drivers.process.warnings() {
             tracing::warn!("sandbox isolation: {warning}");
         }
 
@@ -114,7 +136,7 @@ impl Runtime {
             data_dir: options.data_dir,
             store,
             sqlite,
-            driver,
+            drivers,
             slots: Slots::default(),
             events,
             deadlines,
@@ -142,7 +164,11 @@ impl Runtime {
 
     /// Protections the host cannot give sandboxes, one line each.
     pub fn isolation_warnings(&self) -> Vec<String> {
-        self.inner.driver.warnings()
+        self.inner
+            .drivers
+            .all()
+            .flat_map(|driver| driver.warnings())
+            .collect()
     }
 
     /// Identifies this runtime's event numbering: sequence numbers compare only between events

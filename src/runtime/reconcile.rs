@@ -13,7 +13,10 @@ use crate::store::Update;
 
 impl Inner {
     pub(super) async fn reconcile(&self) -> anyhow::Result<()> {
-        let reaped = self.driver.reap_orphans().await?;
+        let mut reaped = Vec::new();
+        for driver in self.drivers.all() {
+            reaped.extend(driver.reap_orphans().await?);
+        }
         if !reaped.is_empty() {
             tracing::warn!(
                 count = reaped.len(),
@@ -74,13 +77,13 @@ impl Inner {
                     // The save failed, so the sandbox must not outlive us with unsaved state
                     // under a record that lists it as running; the next start recovers the checkpoint.
                     if let Some(activation) = turn.activation.take() {
-                        let _ = inner.driver.stop(&activation.sandbox).await;
+                        let _ = activation.driver.stop(&activation.sandbox).await;
                     }
                 }
             }
         });
         futures::future::join_all(hibernations).await;
-        self.driver.close();
+        self.drivers.all().for_each(|driver| driver.close());
         self.flush_activity().await;
         self.events.flush().await;
         let _ = self.store.flush().await;

@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 use super::handler::Channel;
 use crate::config::ClassConfig;
 use crate::model::{ObjectKey, ObjectRecord};
-use crate::sandbox::Sandbox;
+use crate::sandbox::{Sandbox, SandboxDriver};
 use crate::store::Activity;
 
 /// One place in a bounded set (`limits.max_active_objects`, `limits.max_warm_objects`), given
@@ -54,6 +54,8 @@ pub struct Activation {
     pub sandbox: Sandbox,
     /// The connection to its handler.
     pub channel: Arc<Channel>,
+    /// The driver that runs its sandbox.
+    pub driver: Arc<dyn SandboxDriver>,
     /// The storage last written to the store, to skip checkpoints that would change nothing.
     pub saved: Option<Bytes>,
     pub idle_timeout: Duration,

@@ -11,7 +11,7 @@ use super::slot::{Activation, Place, Slot, Turn, WakeFailure};
 use super::{Inner, RuntimeError};
 use crate::config::{ClassConfig, Durability};
 use crate::model::{EventKind, SandboxRef, Status};
-use crate::sandbox::{Sandbox, SandboxName, SandboxSpec};
+use crate::sandbox::{Sandbox, SandboxDriver, SandboxName, SandboxSpec};
 use crate::store::{Update, WakeTicket};
 
 /// Log lines quoted in a wake failure, to show why a handler would not start.
@@ -47,7 +47,7 @@ impl Inner {
         let Some(activation) = turn.activation.as_mut() else {
             return Ok(());
         };
-        if let Err(err) = self.driver.thaw(&activation.sandbox).await {
+        if let Err(err) = activation.driver.thaw(&activation.sandbox).await {
             let reason = format!("cannot thaw its sandbox from the warm tier: {err}");
             self.retire(slot, turn, reason).await;
             return Err(RuntimeError::Internal(err.to_string()));
@@ -56,9 +56,10 @@ impl Inner {
         let sandbox = &activation.sandbox;
         let sandbox_ref = SandboxRef {
             name: sandbox.name.to_string(),
-            driver: self.driver.kind().to_owned(),
+            driver: activation.driver.kind().to_owned(),
             pid: sandbox.pid,
             address: sandbox.address.to_string(),
+            container: sandbox.container.clone(),
         };
         let update = Update {
             status: Some(Status::Active),
@@ -132,7 +133,8 @@ impl Inner {
             generation: ticket.generation,
             class: Arc::clone(class),
         };
-        let sandbox = match self.driver.start(&spec).await {
+        let driver = Arc::clone(self.drivers.for_class(class));
+        let sandbox = match driver.start(&spec).await {
             Ok(sandbox) => sandbox,
             Err(err) => {
                 return Err(self
@@ -173,9 +175,10 @@ impl Inner {
 
         let sandbox_ref = SandboxRef {
             name: sandbox.name.to_string(),
-            driver: self.driver.kind().to_owned(),
+            driver: driver.kind().to_owned(),
             pid: sandbox.pid,
             address: sandbox.address.to_string(),
+            container: sandbox.container.clone(),
         };
         let update = Update {
             status: Some(Status::Active),
@@ -211,6 +214,7 @@ impl Inner {
             class: Arc::clone(class),
             sandbox: sandbox.clone(),
             channel,
+            driver: Arc::clone(&driver),
             saved: ticket.storage,
             idle_timeout,
         });
@@ -237,10 +241,11 @@ impl Inner {
     ) -> RuntimeError {
         let mut reason = reason;
         if let Some(sandbox) = sandbox {
-            if let Err(err) = self.driver.stop(sandbox).await {
+            let driver = self.drivers.for_class_name(&self.config, &slot.key.class);
+            if let Err(err) = driver.stop(sandbox).await {
                 tracing::warn!(object = %slot.key, error = %err, "cannot stop the sandbox of a failed wake");
             }
-            if let Some(lines) = self.log_tail(&sandbox.name).await {
+            if let Some(lines) = self.log_tail(driver.as_ref(), &sandbox.name).await {
                 reason = format!("{reason}; last log lines: {lines}");
             }
         }
@@ -308,7 +313,7 @@ impl Inner {
         let Some(activation) = turn.activation.take() else {
             return;
         };
-        if let Err(err) = self.driver.stop(&activation.sandbox).await {
+        if let Err(err) = activation.driver.stop(&activation.sandbox).await {
             tracing::warn!(object = %slot.key, error = %err, "cannot stop a retired sandbox");
         }
         let update = Update {
@@ -355,8 +360,8 @@ impl Inner {
         });
     }
 
-    async fn log_tail(&self, name: &SandboxName) -> Option<String> {
-        let text = self.driver.logs(name, 4096).await.ok()?;
+    async fn log_tail(&self, driver: &dyn SandboxDriver, name: &SandboxName) -> Option<String> {
+        let text = driver.logs(name, 4096).await.ok()?;
         let lines: Vec<&str> = text
             .lines()
             .filter(|line| !line.starts_with("--- "))

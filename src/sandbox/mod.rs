@@ -4,7 +4,9 @@
 //! handler serves on and when it exits, and stops it at hibernation. The trait carries no
 //! process-specific types, so container and Kubernetes drivers can implement it too.
 
+pub mod container;
 pub mod isolation;
+pub mod pidfd;
 pub mod process;
 
 use std::fmt;
@@ -17,6 +19,7 @@ use tokio::sync::watch;
 use crate::config::ClassConfig;
 use crate::model::ObjectKey;
 
+pub use container::ContainerDriver;
 pub use process::ProcessDriver;
 
 /// A sandbox's name: `{class}.{oid}`, where `oid` is the object's row id in the store.
@@ -75,12 +78,18 @@ pub trait ExitProbe: Send + Sync + fmt::Debug {
     fn has_exited(&self) -> bool;
 }
 
+/// How long to wait for a driver's report of an exit that has happened: a process driver
+/// reports within microseconds, a container engine within a second or so.
+const REPORT_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// A started sandbox. Cloning shares the exit notification.
 #[derive(Debug, Clone)]
 pub struct Sandbox {
     pub name: SandboxName,
     pub address: SocketAddr,
     pub pid: Option<u32>,
+    /// The engine's name for it, for sandboxes that are containers.
+    pub container: Option<String>,
     exit: watch::Receiver<Option<ExitInfo>>,
     probe: Option<Arc<dyn ExitProbe>>,
 }
@@ -97,9 +106,16 @@ impl Sandbox {
             name,
             address,
             pid,
+            container: None,
             exit,
             probe,
         }
+    }
+
+    /// Names the container the sandbox is.
+    pub fn in_container(mut self, name: String) -> Self {
+        self.container = Some(name);
+        self
     }
 
     /// Returns how it ended, or `None` while it runs. A sandbox that ended a moment ago but whose driver has not
@@ -116,15 +132,31 @@ impl Sandbox {
         }
     }
 
-    /// Returns how it ended, waiting up to 100 ms for the driver's report when only the probe
-    /// has seen the exit.
+    /// Returns how it ended, waiting up to two seconds for the driver's report when only the
+    /// probe has seen the exit.
     pub async fn exit_detail(&self) -> String {
-        let reported =
-            tokio::time::timeout(std::time::Duration::from_millis(100), self.wait_exit());
+        let reported = tokio::time::timeout(REPORT_WAIT, self.wait_exit());
         match reported.await {
             Ok(info) => info.detail,
             Err(_) => self.exited().map(|info| info.detail).unwrap_or_default(),
         }
+    }
+
+    /// Waits up to `notice` for its end to be reported. When the end has happened but the
+    /// driver has not reported it yet (a container engine may take a moment to), waits up to
+    /// two seconds more, for the report's detail.
+    pub async fn exit_within(&self, notice: std::time::Duration) -> Option<ExitInfo> {
+        if let Ok(info) = tokio::time::timeout(notice, self.wait_exit()).await {
+            return Some(info);
+        }
+        self.exited()?;
+        Some(
+            tokio::time::timeout(REPORT_WAIT, self.wait_exit())
+                .await
+                .unwrap_or_else(|_| ExitInfo {
+                    detail: "the process ended".into(),
+                }),
+        )
     }
 
     /// Waits until it ends.

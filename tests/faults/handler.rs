@@ -308,6 +308,10 @@ async fn call(State(handler): State<Shared>, Path(method): Path<String>, body: B
                 &json!({ "spawned": spawned, "error": error }),
             )
         }
+        "log" => {
+            eprintln!("{}", body["line"].as_str().unwrap_or_default());
+            json_response(StatusCode::OK, &json!({ "ok": true }))
+        }
         "allocate" => {
             let mut blocks = Vec::new();
             for _ in 0..number(&body, "mb") {

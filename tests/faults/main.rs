@@ -8,8 +8,10 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod containers;
 mod crash;
 mod handler;
+mod images;
 mod inputs;
 mod lifecycle;
 mod saves;
@@ -30,7 +32,9 @@ fn main() {
     trials.extend(inputs::trials());
     trials.extend(crash::trials());
     trials.extend(security::trials());
+    trials.extend(containers::trials());
     let conclusion = libtest_mimic::run(&arguments, trials);
+    images::clean_up();
     let _ = std::fs::remove_dir_all(support::program_folder());
     conclusion.exit();
 }

@@ -49,6 +49,7 @@ fn record(class: &str, id: &str, status: Status) -> ObjectRecord {
             driver: "process".into(),
             pid: Some(4242),
             address: "127.0.0.1:40001".into(),
+            container: None,
         }),
     }
 }

@@ -335,7 +335,7 @@ impl CgroupPool {
     }
 }
 
-fn oom_kills(memory: &Path, v2: bool) -> u64 {
+pub fn oom_kills(memory: &Path, v2: bool) -> u64 {
     let file = if v2 {
         "memory.events"
     } else {

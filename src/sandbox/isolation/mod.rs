@@ -6,7 +6,7 @@
 //! it writes an [`InitSpec`]; `torpor sandbox-init` applies it inside the new process before
 //! any handler code runs.
 
-mod cgroup;
+pub(crate) mod cgroup;
 pub mod init;
 pub mod landlock;
 
@@ -185,6 +185,11 @@ impl Isolation {
         let program = match &class.handler {
             Handler::Builtin(name) => Program::Builtin(name.clone()),
             Handler::Command(argv) => Program::Command(argv.clone()),
+            Handler::Image { .. } => {
+                return Err(std::io::Error::other(
+                    "an image class runs under the container driver",
+                ));
+            }
         };
         let spec = InitSpec {
             program,
@@ -207,7 +212,7 @@ impl Isolation {
 
 /// Names a cgroup folder after the data directory, with a hash of its path. One runtime owns a
 /// data directory at a time, so runtimes never share (or reap) each other's cgroups.
-fn cgroup_scope(folder: &Path) -> String {
+pub(crate) fn cgroup_scope(folder: &Path) -> String {
     use std::os::unix::ffi::OsStrExt;
     let path = folder
         .canonicalize()

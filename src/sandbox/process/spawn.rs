@@ -4,7 +4,7 @@
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::net::TcpListener;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::AsRawFd;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
@@ -14,6 +14,7 @@ use tokio::sync::watch;
 
 use crate::model::format_ms;
 use crate::sandbox::isolation::Isolation;
+use crate::sandbox::pidfd::Pidfd;
 use crate::sandbox::{ExitInfo, ExitProbe, Sandbox, SandboxSpec};
 
 /// A log above this size is moved to `sandbox.log.1` when the sandbox next starts.
@@ -157,35 +158,6 @@ pub fn start(
         let _ = exit_sender.send(Some(ExitInfo { detail }));
     });
     Ok(Sandbox::new(spec.name.clone(), address, pid, exit, probe))
-}
-
-/// A pidfd (Linux 5.3+): readable once the process has exited, even before it is reaped.
-#[derive(Debug)]
-struct Pidfd(OwnedFd);
-
-impl Pidfd {
-    fn open(pid: u32) -> Option<Self> {
-        // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
-        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
-        if fd < 0 {
-            return None;
-        }
-        // SAFETY: the descriptor was just created and nothing else owns it.
-        Some(Self(unsafe { OwnedFd::from_raw_fd(fd as i32) }))
-    }
-}
-
-impl ExitProbe for Pidfd {
-    fn has_exited(&self) -> bool {
-        let mut poll = libc::pollfd {
-            fd: self.0.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        // SAFETY: one valid pollfd, zero timeout.
-        let ready = unsafe { libc::poll(&mut poll, 1, 0) };
-        ready > 0 && poll.revents & libc::POLLIN != 0
-    }
 }
 
 fn child_setup(parent: i32, inherited: Option<i32>) -> std::io::Result<()> {
