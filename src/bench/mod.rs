@@ -137,7 +137,9 @@ pub struct LoadOptions {
 /// Splits `http://HOST:PORT/path` into the address and the path.
 fn target(url: &str) -> anyhow::Result<load::Target> {
     let parsed = url::Url::parse(url).map_err(|e| anyhow::anyhow!("invalid URL {url:?}: {e}"))?;
-    let host = parsed.host_str().ok_or_else(|| anyhow::anyhow!("URL {url:?} has no host"))?;
+    let host = parsed
+        .host_str()
+        .ok_or_else(|| anyhow::anyhow!("URL {url:?} has no host"))?;
     let port = parsed.port_or_known_default().unwrap_or(80);
     let address = std::net::ToSocketAddrs::to_socket_addrs(&(host, port))?
         .next()
@@ -163,8 +165,16 @@ pub async fn run_load(options: LoadOptions) -> anyhow::Result<()> {
         }
         all
     } else {
-        let targets = (0..options.objects).map(|n| target(&url(n))).collect::<anyhow::Result<Vec<_>>>()?;
-        load::run(&targets, options.connections, Duration::from_secs(options.seconds), b"").await
+        let targets = (0..options.objects)
+            .map(|n| target(&url(n)))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        load::run(
+            &targets,
+            options.connections,
+            Duration::from_secs(options.seconds),
+            b"",
+        )
+        .await
     };
     let report = serde_json::json!({
         "requests": measured.latencies.len(),
@@ -248,7 +258,7 @@ async fn measure(
     )?;
     let server = BenchServer::start(program, &scale, &server::config("per-call")).await?;
     let (first_page, middle_page) = scenarios::listing(&server, sizes.stored, 20).await?;
-    server.client.list_all(1000).await?;
+    server.client.list_all(None, None).await?;
     let walked_rss = server.resident_bytes();
     server.stop();
 

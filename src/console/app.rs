@@ -116,6 +116,9 @@ pub struct App {
     /// The runtime's location, shown in the header.
     pub source_label: String,
     pub read_only: bool,
+    /// Whether the runtime is a server reached over the API, which client subcommands such
+    /// as `torpor call` can reach too; an embedded runtime serves no API.
+    pub remote: bool,
     /// Every object, in class then id order.
     pub objects: Vec<ObjectRecord>,
     /// The table's rows: indices into `objects`, filtered and sorted.
@@ -156,6 +159,7 @@ impl App {
         Self {
             source_label,
             read_only,
+            remote: false,
             objects: Vec::new(),
             rows: Vec::new(),
             rows_stale: false,

@@ -29,6 +29,7 @@ use tokio::time::Instant;
 
 pub use app::App;
 pub use source::Source;
+pub use terminal::require as require_terminal;
 
 use app::{Action, ActionResult};
 use loaders::Loaders;
@@ -44,6 +45,7 @@ const LOG_BYTES: usize = 32 * 1024;
 pub async fn run(source: Source, read_only: bool) -> anyhow::Result<()> {
     let theme = Theme::from_env();
     let mut app = App::new(source.describe(), read_only);
+    app.remote = matches!(source, Source::Remote(_));
     let (feed_sender, mut feed) = mpsc::unbounded_channel();
     let feed_task = tokio::spawn(source.clone().run_feed(feed_sender));
     let (done_sender, mut done) = mpsc::unbounded_channel();

@@ -160,11 +160,25 @@ fn narrow_screen_drops_columns() {
 
 #[test]
 fn empty_screen() {
-    insta::assert_snapshot!(render(
-        &App::new("remote · http://127.0.0.1:7070".into(), false),
-        100,
-        20
-    ));
+    let mut app = App::new("remote · http://127.0.0.1:7070".into(), false);
+    app.remote = true;
+    insta::assert_snapshot!(render(&app, 100, 20));
+}
+
+#[test]
+fn empty_screen_hint_by_source() {
+    let embedded = render(&App::new("embedded · /data/torpor".into(), false), 300, 20);
+    assert!(embedded.contains("Press n to create one."), "{embedded}");
+    assert!(!embedded.contains("torpor call"), "{embedded}");
+
+    let mut remote = App::new("remote · http://127.0.0.1:7070".into(), false);
+    remote.remote = true;
+    let remote = render(&remote, 300, 20);
+    assert!(remote.contains("torpor call"), "{remote}");
+
+    let read_only = render(&App::new("embedded · /data/torpor".into(), true), 300, 20);
+    assert!(read_only.contains("No objects yet."), "{read_only}");
+    assert!(!read_only.contains("Press n"), "{read_only}");
 }
 
 #[test]

@@ -223,10 +223,13 @@ fn cgroup_scope(folder: &Path) -> String {
     format!("data-{hash:016x}")
 }
 
-/// Runs `torpor sandbox-probe`, which tries to create the namespaces a sandbox uses.
+/// Runs `torpor sandbox-probe`, which tries to create the namespaces a sandbox uses. The
+/// probe gets an empty environment: it needs none, and the operator's `TORPOR_*` variables
+/// are the runtime's settings, not the probe's.
 fn probe_namespaces(host_program: &Path) -> Result<(), String> {
     let output = std::process::Command::new(host_program)
         .arg("sandbox-probe")
+        .env_clear()
         .output()
         .map_err(|e| format!("cannot run {}: {e}", host_program.display()))?;
     if output.status.success() {
