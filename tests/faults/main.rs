@@ -12,8 +12,10 @@ mod crash;
 mod handler;
 mod inputs;
 mod lifecycle;
+mod programs;
 mod saves;
 mod security;
+mod stopping;
 mod support;
 
 use libtest_mimic::{Arguments, Trial};
@@ -30,6 +32,8 @@ fn main() {
     trials.extend(inputs::trials());
     trials.extend(crash::trials());
     trials.extend(security::trials());
+    trials.extend(stopping::trials());
+    trials.extend(programs::trials());
     let conclusion = libtest_mimic::run(&arguments, trials);
     let _ = std::fs::remove_dir_all(support::program_folder());
     conclusion.exit();

@@ -9,6 +9,7 @@
 mod cgroup;
 pub mod init;
 pub mod landlock;
+mod supervise;
 
 use std::path::{Path, PathBuf};
 
