@@ -91,6 +91,9 @@ pub struct Update {
     pub sandbox: Option<Option<SandboxRef>>,
     pub stamp_wake: bool,
     pub stamp_hibernate: bool,
+    /// The time written to `updated_at` and the stamped fields, in Unix milliseconds; the
+    /// store's clock when `None`.
+    pub at: Option<i64>,
 }
 
 /// Call bookkeeping gathered in memory and written in batches.

@@ -265,7 +265,7 @@ fn apply_update(
             current,
         });
     }
-    let now = now_ms();
+    let now = update.at.unwrap_or_else(now_ms);
     if let Some(storage) = &update.storage {
         write_snapshot(conn, oid, current, storage)?;
     }
