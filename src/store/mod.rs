@@ -94,6 +94,8 @@ pub struct Update {
     /// The time written to `updated_at` and the stamped fields, in Unix milliseconds; the
     /// store's clock when `None`.
     pub at: Option<i64>,
+    /// Call counts to add in the same transaction, as [`Store::record_activity`] adds them.
+    pub activity: Option<Activity>,
 }
 
 /// Call bookkeeping gathered in memory and written in batches.

@@ -299,6 +299,9 @@ fn apply_update(
         update.stamp_hibernate,
         now,
     ])?;
+    if let Some(activity) = &update.activity {
+        record_activity(conn, &[(key.clone(), activity.clone())])?;
+    }
     Ok(())
 }
 
