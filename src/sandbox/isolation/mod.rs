@@ -147,6 +147,12 @@ impl Isolation {
         }
         if self.namespaces.is_err() && self.landlock_abi > 0 {
             warnings.push("Landlock does not restrict UDP: sandboxes without a network namespace can send UDP".into());
+        } else if self.landlock_abi > 0 {
+            warnings.push(
+                "Landlock does not restrict UDP: sandboxes of classes that bind their own port \
+                 (inherit_socket = false) share the host's network namespace and can send UDP"
+                    .into(),
+            );
         }
         if let Err(reason) = &self.cgroups {
             warnings.push(format!(
