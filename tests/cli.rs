@@ -125,6 +125,11 @@ async fn read_token_variable_breaks_nothing() {
     stop(server);
     let log = std::fs::read_to_string(data.with_extension("log")).unwrap();
     assert!(!log.contains("required arguments"), "{log}");
+    assert!(log.contains("serving the torpor API"), "{log}");
+    assert!(
+        !log.contains('\u{1b}'),
+        "colour codes in a log file: {log:?}"
+    );
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } == 0 {
         assert!(
