@@ -375,3 +375,28 @@ fn hundred_thousand_objects_draw_visible_rows() {
         "selection kept across a sort"
     );
 }
+
+#[test]
+fn read_only_token_turns_actions_off() {
+    let mut app = fixture();
+    app.finish(ActionResult::Done {
+        done: "woke counter/alice".into(),
+        attempt: "wake counter/alice".into(),
+        result: Err(crate::console::app::ActionFailure::ReadOnlyToken),
+    });
+    assert!(app.read_only, "actions stay on after a 403");
+    let (message, is_error) = app.message.clone().unwrap();
+    assert!(is_error);
+    assert!(
+        message.starts_with("cannot wake counter/alice"),
+        "{message}"
+    );
+
+    let screen = render(&app, 80, 24);
+    let footer = screen
+        .lines()
+        .rev()
+        .find(|line| !line.trim().is_empty())
+        .unwrap();
+    assert!(footer.contains(&message), "{footer}");
+}
