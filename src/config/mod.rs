@@ -166,10 +166,14 @@ impl Config {
     pub fn load(path: &Path) -> anyhow::Result<Config> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read configuration file {}", path.display()))?;
-        let base = path
+        // Made absolute now: a relative base would resolve against each sandbox's working
+        // directory instead.
+        let absolute = std::path::absolute(path)
+            .with_context(|| format!("cannot resolve configuration file {}", path.display()))?;
+        let base = absolute
             .parent()
             .map(Path::to_path_buf)
-            .unwrap_or_else(|| PathBuf::from("."));
+            .unwrap_or_else(|| PathBuf::from("/"));
         let mut config = Self::parse(&text, &base)
             .with_context(|| format!("invalid configuration file {}", path.display()))?;
         config.source = Some(path.to_path_buf());

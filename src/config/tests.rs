@@ -115,3 +115,17 @@ fn bad_values_are_named() {
         );
     }
 }
+
+#[test]
+fn relative_config_path_gives_absolute_commands() {
+    // Tests run in the package folder, so this path is relative to it.
+    let config = Config::load(Path::new("assets/torpor.toml")).unwrap();
+    let notes = config.class(&ClassName::parse("notes").unwrap()).unwrap();
+    let Handler::Command(argv) = &notes.handler else {
+        panic!("notes is a command class")
+    };
+    let script = Path::new(&argv[1]);
+    assert!(script.is_absolute(), "{argv:?}");
+    assert!(script.ends_with("assets/classes/notes.py"), "{argv:?}");
+    assert!(script.exists(), "{argv:?}");
+}
