@@ -1,8 +1,10 @@
 //! Log set-up. The server and the client commands log to stderr; the console logs to
 //! `DATA_DIR/logs/torpor.log`, never to the terminal it draws on. `TORPOR_LOG` (or `RUST_LOG`)
-//! takes a `tracing` filter such as `info` or `torpor=debug`.
+//! takes a `tracing` filter such as `info` or `torpor=debug`. Logs are coloured only on a
+//! terminal, and never when `NO_COLOR` is set to a non-empty value.
 
 use std::fs::OpenOptions;
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -17,8 +19,10 @@ fn filter(default: &str) -> EnvFilter {
 }
 
 pub fn to_stderr(default: &str) {
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|value| !value.is_empty());
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter(default))
+        .with_ansi(std::io::stderr().is_terminal() && !no_color)
         .with_writer(std::io::stderr)
         .try_init();
 }

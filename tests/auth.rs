@@ -310,6 +310,16 @@ async fn request_checks_name_the_value() {
         err.to_string().contains("limits.max_event_subscribers"),
         "{err}"
     );
+    // An invalid position is rejected before the subscriber limit is checked.
+    let (status, body) = server.get("/v1/events?since=abc").await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("\"abc\""),
+        "{body}"
+    );
 }
 
 #[tokio::test]

@@ -255,3 +255,28 @@ async fn unknown_class_is_rejected() {
     assert!(err.to_string().contains("counter, kv"), "{err}");
     runtime.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hibernation_has_one_timestamp() {
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = runtime(dir.path(), &test_config("")).await;
+    let k = key("counter", "stamped");
+    call(&runtime, &k, "increment", "").await.unwrap();
+    let (_, mut events) = runtime.subscribe();
+
+    let first = runtime.hibernate(&k, false).await.unwrap();
+    let again = runtime.hibernate(&k, true).await.unwrap();
+    let stored = runtime.get(&k).await.unwrap();
+    let at = first.last_hibernate_at.expect("hibernation is stamped");
+    assert_eq!(again.last_hibernate_at, Some(at));
+    assert_eq!(stored.last_hibernate_at, Some(at));
+
+    let event = loop {
+        let event = events.recv().await.unwrap();
+        if matches!(event.kind, EventKind::Hibernated { .. }) {
+            break event;
+        }
+    };
+    assert_eq!(event.at, at, "the event and the record disagree");
+    runtime.shutdown().await;
+}

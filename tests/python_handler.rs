@@ -49,6 +49,8 @@ async fn notes_class_keeps_notes_across_hibernation() {
         .collect();
     assert_eq!(texts, ["water the plants", "call Ada"]);
 
+    assert_eq!(body["title"], "notes");
+
     let (_, body) = server.call("notes", "todo", "clear", "").await;
     assert_eq!(body, json!({ "removed": 2 }));
 }
@@ -61,7 +63,8 @@ async fn notes_class_serves_on_inherited_socket() {
     }
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/assets/classes/notes.py");
     let config = common::test_config(&format!(
-        "[classes.notes]\ncommand = [\"python3\", \"{script}\"]\ninherit_socket = true\n"
+        "[classes.notes]\ncommand = [\"python3\", \"{script}\"]\ninherit_socket = true\n\
+         env = {{ NOTES_TITLE = \"todo\" }}\n"
     ));
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(&dir.path().join("data"), Some(&config)).await;
@@ -71,4 +74,6 @@ async fn notes_class_serves_on_inherited_socket() {
     assert_eq!(status, 200, "{body}\n{}", server.log());
     let (_, record) = server.get("/v1/objects/notes/fd").await;
     assert_eq!(record["storage"]["notes"][0]["text"], "from fd 3");
+    let (_, body) = server.call("notes", "fd", "list", "").await;
+    assert_eq!(body["title"], "todo", "the class's env reaches the handler");
 }

@@ -1,11 +1,13 @@
 #!/usr/bin/env python3
 """A torpor object handler in Python, standard library only: a list of notes.
 
-Methods: `add {"text": "..."}` appends a note, `list` returns them, `clear` empties the list.
-Storage is `{"notes": [{"text": ..., "at": ...}, ...]}`.
+Methods: `add {"text": "..."}` appends a note, `list` returns them with the list's title,
+`clear` empties the list. Storage is `{"notes": [{"text": ..., "at": ...}, ...]}`. The title
+comes from the NOTES_TITLE environment variable (a class's `env`), "notes" when unset.
 
 It serves the handler contract on the socket passed as TORPOR_LISTEN_FD, or else on the
-address in TORPOR_LISTEN (default 0.0.0.0:9333, the port a container handler uses).
+address in TORPOR_LISTEN. Started by hand without either, it listens on 0.0.0.0:9333.
+It stops on SIGTERM, which torpor sends before SIGKILL.
 """
 
 import json
@@ -19,6 +21,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 storage = {"notes": []}
 lock = threading.Lock()
+TITLE = os.environ.get("NOTES_TITLE", "notes")
 
 
 def add(body):
@@ -31,7 +34,7 @@ def add(body):
 
 
 def list_notes(_body):
-    return 200, {"notes": storage["notes"]}
+    return 200, {"title": TITLE, "notes": storage["notes"]}
 
 
 def clear(_body):

@@ -1,7 +1,8 @@
 //! A client for the torpor API, used by the command-line subcommands and the console's
 //! remote mode.
 
-use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -10,7 +11,7 @@ use futures::{Stream, StreamExt};
 use reqwest::{Method, StatusCode, Url};
 use serde::de::DeserializeOwned;
 
-use super::types::{ClassInfo, ErrorBody, Health, IdleTimeoutBody, ObjectPage};
+use super::types::{ClassInfo, ErrorBody, Health, IdleTimeoutBody, ObjectPage, Stats};
 use crate::model::{Event, ObjectKey, ObjectRecord};
 
 /// Why a request to the server failed.
@@ -48,10 +49,19 @@ pub enum StreamItem {
     Lagged,
 }
 
+/// Objects a listing requests per page, unless the server allows fewer.
+const PREFERRED_PAGE_SIZE: usize = 1000;
+/// The page size used when the server rejects the preferred one and does not say its limit.
+const FALLBACK_PAGE_SIZE: usize = 100;
+
 #[derive(Clone)]
 pub struct Client {
     base: Url,
     http: reqwest::Client,
+    /// Added to the message of a 401, to say where the token came from and what to set.
+    unauthorized_hint: Option<Arc<str>>,
+    /// The page size listings use: the preferred one until the server rejects it.
+    page_size: Arc<AtomicUsize>,
 }
 
 impl Client {
@@ -79,32 +89,32 @@ impl Client {
             .connect_timeout(Duration::from_secs(5))
             .default_headers(headers)
             .build()?;
-        Ok(Self { base, http })
+        Ok(Self {
+            base,
+            http,
+            unauthorized_hint: None,
+            page_size: Arc::new(AtomicUsize::new(PREFERRED_PAGE_SIZE)),
+        })
     }
 
-    /// Finds the token to use: the one given, else, for a server on this machine, the one it
-    /// generated in the data directory (`--data-dir`, `TORPOR_DATA_DIR` or the default).
-    pub fn token_for(base: &str, given: Option<String>, data_dir: Option<&Path>) -> Option<String> {
-        if given.is_some() {
-            return given;
-        }
-        let url = Url::parse(base).ok()?;
-        let loopback = match url.host()? {
-            url::Host::Domain(name) => name == "localhost",
-            url::Host::Ipv4(ip) => ip.is_loopback(),
-            url::Host::Ipv6(ip) => ip.is_loopback(),
+    /// Sets a sentence added to the message of every 401 response, such as the token's
+    /// origin and what to set instead.
+    pub fn with_unauthorized_hint(mut self, hint: String) -> Self {
+        self.unauthorized_hint = Some(hint.into());
+        self
+    }
+
+    /// Builds the error for an error answer, adding the 401 hint where there is one.
+    fn api_error(&self, status: u16, code: String, message: String) -> ClientError {
+        let message = match (&self.unauthorized_hint, status) {
+            (Some(hint), 401) => format!("{message}; {hint}"),
+            _ => message,
         };
-        if !loopback {
-            return None;
+        ClientError::Api {
+            status,
+            code,
+            message,
         }
-        let dir = match data_dir {
-            Some(dir) => dir.to_path_buf(),
-            None => std::env::var_os("TORPOR_DATA_DIR")
-                .map(PathBuf::from)
-                .or_else(|| dirs::data_dir().map(|d| d.join("torpor")))?,
-        };
-        let text = std::fs::read_to_string(dir.join(super::auth::TOKEN_FILE)).ok()?;
-        Some(text.trim().to_owned())
     }
 
     pub fn base(&self) -> &str {
@@ -139,16 +149,8 @@ impl Client {
             let status = response.status().as_u16();
             let text = response.text().await.unwrap_or_default();
             return Err(match serde_json::from_str::<ErrorBody>(&text) {
-                Ok(body) => ClientError::Api {
-                    status,
-                    code: body.error.code,
-                    message: body.error.message,
-                },
-                Err(_) => ClientError::Api {
-                    status,
-                    code: "http_error".into(),
-                    message: text,
-                },
+                Ok(body) => self.api_error(status, body.error.code, body.error.message),
+                Err(_) => self.api_error(status, "http_error".into(), text),
             });
         }
         Ok(response)
@@ -170,6 +172,10 @@ impl Client {
 
     pub async fn classes(&self) -> Result<Vec<ClassInfo>, ClientError> {
         self.json(Method::GET, self.url(&["classes"])).await
+    }
+
+    pub async fn stats(&self) -> Result<Stats, ClientError> {
+        self.json(Method::GET, self.url(&["stats"])).await
     }
 
     /// One page; `after` is the previous page's `next`.
@@ -197,18 +203,52 @@ impl Client {
         self.json(Method::GET, url).await
     }
 
-    /// Every object, following pages of `page_size`.
-    pub async fn list_all(&self, page_size: usize) -> Result<Vec<ObjectRecord>, ClientError> {
+    /// Every object of `class` and `status` (all when `None`), following `next` from page
+    /// to page. A server whose `limits.max_page_size` is below the preferred page size
+    /// rejects the first page with `invalid_limit`, so the listing then continues with the
+    /// server's limit, read from `GET /v1/stats`.
+    pub async fn list_all(
+        &self,
+        class: Option<&str>,
+        status: Option<&str>,
+    ) -> Result<Vec<ObjectRecord>, ClientError> {
         let mut objects = Vec::new();
         let mut after: Option<String> = None;
         loop {
-            let page = self.list(None, None, page_size, after.as_deref()).await?;
+            let size = self.page_size.load(Ordering::Relaxed);
+            let page = match self.list(class, status, size, after.as_deref()).await {
+                Err(ClientError::Api { code, .. }) if code == "invalid_limit" && size > 1 => {
+                    let limit = self.server_page_size().await?;
+                    if limit >= size {
+                        // The server rejected a size it claims to allow; do not loop.
+                        return Err(ClientError::Decode {
+                            url: self.url(&["objects"]).to_string(),
+                            reason: format!(
+                                "the server rejected limit {size} but allows up to {limit}"
+                            ),
+                        });
+                    }
+                    self.page_size.store(limit, Ordering::Relaxed);
+                    continue;
+                }
+                result => result?,
+            };
             objects.extend(page.objects);
             match page.next {
                 Some(next) => after = Some(next),
                 None => return Ok(objects),
             }
         }
+    }
+
+    /// Returns the largest page the server returns, as `GET /v1/stats` reports it. A server
+    /// that does not report it gets a smaller page size than the preferred one.
+    async fn server_page_size(&self) -> Result<usize, ClientError> {
+        let stats = self.stats().await?;
+        let size = stats
+            .max_page_size
+            .unwrap_or(FALLBACK_PAGE_SIZE.min(self.page_size.load(Ordering::Relaxed) / 2));
+        Ok(size.max(1))
     }
 
     pub async fn show(&self, key: &ObjectKey) -> Result<ObjectRecord, ClientError> {
@@ -248,11 +288,7 @@ impl Client {
             && status != StatusCode::OK
             && let Ok(error) = serde_json::from_slice::<ErrorBody>(&body)
         {
-            return Err(ClientError::Api {
-                status: status.as_u16(),
-                code: error.error.code,
-                message: error.error.message,
-            });
+            return Err(self.api_error(status.as_u16(), error.error.code, error.error.message));
         }
         Ok(CallOutcome {
             status: status.as_u16(),

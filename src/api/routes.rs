@@ -72,6 +72,7 @@ pub async fn stats(State(state): State<AppState>) -> ApiResult<Json<Stats>> {
     Ok(Json(Stats {
         objects,
         resident_objects: state.runtime.resident_objects(),
+        max_page_size: Some(state.runtime.config().limits.max_page_size),
     }))
 }
 

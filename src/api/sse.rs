@@ -4,7 +4,7 @@
 //!
 //! Event ids are `EPOCH:SEQ`. The epoch changes when the server restarts, and a position from
 //! another epoch replays the whole history, because sequence numbers of different runs do
-//! not compare.
+//! not compare. A position that is neither an id nor a bare sequence number is rejected.
 
 use std::convert::Infallible;
 use std::time::Duration;
@@ -41,14 +41,6 @@ pub async fn events(
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
-    let limit = state.runtime.config().limits.max_event_subscribers;
-    let permit = Arc::clone(&state.subscribers).try_acquire_owned().map_err(|_| {
-        ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "too_many_subscribers",
-            format!("{limit} event streams are open, the limit (limits.max_event_subscribers); try again later"),
-        )
-    })?;
     let epoch = state.runtime.event_epoch();
     let params = Params::parse(query.as_deref(), &["since"])?;
     let position = params.text("since").map(str::to_owned).or_else(|| {
@@ -57,7 +49,18 @@ pub async fn events(
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned)
     });
-    let since = position.as_deref().and_then(|p| sequence_after(p, epoch));
+    let since = match position.as_deref() {
+        Some(position) => sequence_after(position, epoch)?,
+        None => None,
+    };
+    let limit = state.runtime.config().limits.max_event_subscribers;
+    let permit = Arc::clone(&state.subscribers).try_acquire_owned().map_err(|_| {
+        ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_subscribers",
+            format!("{limit} event streams are open, the limit (limits.max_event_subscribers); try again later"),
+        )
+    })?;
     let (history, live) = state.runtime.subscribe();
     let history: Vec<_> = history
         .into_iter()
@@ -86,14 +89,27 @@ pub async fn events(
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
 }
 
-/// The sequence number to resume after, if `position` belongs to this epoch. A bare number
-/// is taken as this epoch's.
-fn sequence_after(position: &str, epoch: u64) -> Option<u64> {
-    match position.split_once(':') {
-        Some((from, seq)) if from.parse() == Ok(epoch) => seq.parse().ok(),
-        Some(_) => None,
-        None => position.parse().ok(),
-    }
+/// Returns the sequence number to resume after, or `None` when `position` belongs to another
+/// epoch. A bare number is taken as this epoch's.
+fn sequence_after(position: &str, epoch: u64) -> Result<Option<u64>, ApiError> {
+    let invalid = || {
+        ApiError::bad_request(
+            "invalid_since",
+            format!(
+                "event position {position:?} is not an event id (EPOCH:SEQ, as in the id field of \
+                 an event) or a sequence number"
+            ),
+        )
+    };
+    let (from, seq) = match position.split_once(':') {
+        Some((from, seq)) => (Some(from.parse::<u64>().map_err(|_| invalid())?), seq),
+        None => (None, position),
+    };
+    let seq = seq.parse::<u64>().map_err(|_| invalid())?;
+    Ok(match from {
+        Some(from) if from != epoch => None,
+        _ => Some(seq),
+    })
 }
 
 #[cfg(test)]
@@ -102,9 +118,15 @@ mod tests {
 
     #[test]
     fn positions_from_other_runs_replay_everything() {
-        assert_eq!(sequence_after("7:41", 7), Some(41));
-        assert_eq!(sequence_after("6:41", 7), None);
-        assert_eq!(sequence_after("41", 7), Some(41));
-        assert_eq!(sequence_after("junk", 7), None);
+        assert_eq!(sequence_after("7:41", 7).unwrap(), Some(41));
+        assert_eq!(sequence_after("6:41", 7).unwrap(), None);
+        assert_eq!(sequence_after("41", 7).unwrap(), Some(41));
+    }
+
+    #[test]
+    fn invalid_positions_are_rejected() {
+        for position in ["junk", "", "7:", ":41", "7:x", "x:41", "-1"] {
+            assert!(sequence_after(position, 7).is_err(), "{position:?}");
+        }
     }
 }

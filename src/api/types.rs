@@ -69,6 +69,9 @@ pub struct Stats {
     pub objects: std::collections::BTreeMap<String, u64>,
     /// Objects the runtime holds in memory: active, recently called or waited for.
     pub resident_objects: usize,
+    /// The largest `limit` that `GET /v1/objects` accepts (`limits.max_page_size`).
+    #[serde(default)]
+    pub max_page_size: Option<usize>,
 }
 
 /// `GET /v1/objects`.

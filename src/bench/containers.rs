@@ -48,7 +48,7 @@ pub async fn measure(
         Err(_) => Ok(Vec::new()),
     };
     // Deleting the objects removes their containers from the engine.
-    let objects = server.client.list_all(1000).await.unwrap_or_default();
+    let objects = server.client.list_all(None, None).await.unwrap_or_default();
     for object in objects {
         let _ = server.client.delete(&object.key()).await;
     }

@@ -270,7 +270,7 @@ async fn measure(
     )?;
     let server = BenchServer::start(program, &scale, &server::config("per-call")).await?;
     let (first_page, middle_page) = scenarios::listing(&server, sizes.stored, 20).await?;
-    server.client.list_all(1000).await?;
+    server.client.list_all(None, None).await?;
     let walked_rss = server.resident_bytes();
     server.stop();
 

@@ -65,6 +65,9 @@ impl BenchServer {
             .arg(data_dir)
             .arg("--config")
             .arg(&config_path)
+            // The operator's tokens would conflict with --no-auth.
+            .env_remove("TORPOR_TOKEN")
+            .env_remove("TORPOR_READ_TOKEN")
             .env("TORPOR_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(log)

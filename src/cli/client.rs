@@ -6,10 +6,17 @@ use std::process::ExitCode;
 
 use bytes::Bytes;
 
-use super::Command;
+use super::{Args, Command, ServerArg};
 use crate::model::{ObjectKey, ObjectRecord};
 
-pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
+impl ServerArg {
+    /// Builds a client of this server with the token `args` select.
+    fn client(&self, args: &Args) -> anyhow::Result<crate::api::Client> {
+        args.client_token(&self.server).client(&self.server)
+    }
+}
+
+pub async fn run(command: Command, args: &Args) -> anyhow::Result<ExitCode> {
     match command {
         Command::Call {
             class,
@@ -18,7 +25,7 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
             body,
             server,
         } => {
-            let client = server.client()?;
+            let client = server.client(args)?;
             let key = ObjectKey::parse(&class, &id)?;
             let body = match body {
                 Some(text) => {
@@ -46,19 +53,8 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
             json,
             server,
         } => {
-            let client = server.client()?;
-            let mut objects = Vec::new();
-            let mut after = None;
-            loop {
-                let page = client
-                    .list(class.as_deref(), status.as_deref(), 1000, after.as_deref())
-                    .await?;
-                objects.extend(page.objects);
-                match page.next {
-                    Some(next) => after = Some(next),
-                    None => break,
-                }
-            }
+            let client = server.client(args)?;
+            let objects = client.list_all(class.as_deref(), status.as_deref()).await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&objects)?);
             } else {
@@ -68,7 +64,7 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
         }
         Command::Show { class, id, server } => {
             let record = server
-                .client()?
+                .client(args)?
                 .show(&ObjectKey::parse(&class, &id)?)
                 .await?;
             println!("{}", serde_json::to_string_pretty(&record)?);
@@ -81,7 +77,7 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
             server,
         } => {
             let record = server
-                .client()?
+                .client(args)?
                 .hibernate(&ObjectKey::parse(&class, &id)?, force)
                 .await?;
             println!("{}/{} {}", record.class, record.id, record.status);
@@ -89,7 +85,7 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
         }
         Command::Wake { class, id, server } => {
             let record = server
-                .client()?
+                .client(args)?
                 .wake(&ObjectKey::parse(&class, &id)?)
                 .await?;
             println!("{}/{} {}", record.class, record.id, record.status);
@@ -97,23 +93,19 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
         }
         Command::Delete { class, id, server } => {
             let key = ObjectKey::parse(&class, &id)?;
-            server.client()?.delete(&key).await?;
+            server.client(args)?.delete(&key).await?;
             println!("{key} deleted");
             Ok(ExitCode::SUCCESS)
         }
         Command::Logs { class, id, server } => {
             let text = server
-                .client()?
+                .client(args)?
                 .logs(&ObjectKey::parse(&class, &id)?, 64 * 1024)
                 .await?;
             print!("{text}");
             Ok(ExitCode::SUCCESS)
         }
-        Command::Bench { .. }
-        | Command::Load { .. }
-        | Command::ObjectHost { .. }
-        | Command::SandboxInit { .. }
-        | Command::SandboxProbe => {
+        Command::Bench { .. } | Command::Load { .. } => {
             unreachable!("handled before the async runtime starts")
         }
     }

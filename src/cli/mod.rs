@@ -3,6 +3,8 @@
 //! scriptable client of a server.
 
 mod client;
+mod internal;
+mod token;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -13,6 +15,10 @@ use clap::{Parser, Subcommand};
 
 use crate::config::Config;
 use crate::runtime::{Runtime, RuntimeOptions};
+use crate::store::DataDirLock;
+
+pub use internal::run as run_internal;
+pub use token::{ClientToken, TokenSource};
 
 /// The server client subcommands talk to when neither --server nor TORPOR_SERVER is set.
 pub const DEFAULT_SERVER: &str = "http://127.0.0.1:7070";
@@ -21,6 +27,7 @@ pub const DEFAULT_SERVER: &str = "http://127.0.0.1:7070";
 ///
 /// Without a subcommand, torpor opens the console with a runtime embedded. With --serve it
 /// runs headless behind an HTTP API; with --connect it opens the console on such a server.
+/// The subcommands are a client of a server.
 #[derive(Debug, Parser)]
 #[command(name = "torpor", version, about, long_about)]
 pub struct Args {
@@ -28,8 +35,9 @@ pub struct Args {
     #[arg(long, env = "TORPOR_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
 
-    /// Folder for the store, sandbox folders and logs [default: the user's data folder + /torpor].
-    #[arg(long, env = "TORPOR_DATA_DIR", value_name = "DIR")]
+    /// Folder for the store, sandbox folders, logs and token files [default: the user's data
+    /// folder + /torpor]. Clients read the token of a server on this machine from here.
+    #[arg(long, env = "TORPOR_DATA_DIR", value_name = "DIR", global = true)]
     pub data_dir: Option<PathBuf>,
 
     /// Run headless and serve the HTTP API.
@@ -49,22 +57,25 @@ pub struct Args {
     #[arg(long, value_name = "URL")]
     pub connect: Option<String>,
 
-    /// API token: the full token to require with --serve, or to send with --connect.
+    /// API token: with --serve, the full token to require; for the client subcommands and
+    /// --connect, the token to send [default: DATA_DIR/api-token, for a server on this machine].
     #[arg(
         long,
         env = "TORPOR_TOKEN",
         value_name = "TOKEN",
-        hide_env_values = true
+        hide_env_values = true,
+        global = true
     )]
     pub token: Option<String>,
 
-    /// With --serve: a second token that may only read (list, show, logs, events).
+    /// Read-only API token. With --serve, a second token that may only read (list, show,
+    /// logs, events). The client subcommands and --connect send it when no --token is given.
     #[arg(
         long,
         env = "TORPOR_READ_TOKEN",
         value_name = "TOKEN",
         hide_env_values = true,
-        requires = "serve"
+        global = true
     )]
     pub read_token: Option<String>,
 
@@ -78,6 +89,18 @@ pub struct Args {
 
     #[command(subcommand)]
     pub command: Option<Command>,
+}
+
+impl Args {
+    /// Returns the token a client of the server at `base` sends, and where it came from.
+    pub fn client_token(&self, base: &str) -> ClientToken {
+        ClientToken::resolve(
+            base,
+            self.token.as_deref(),
+            self.read_token.as_deref(),
+            self.data_dir.as_deref(),
+        )
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -188,15 +211,6 @@ pub enum Command {
         #[arg(long, default_value_t = 0)]
         first_id: usize,
     },
-    /// Serve a built-in class as a handler, outside any sandbox.
-    #[command(hide = true)]
-    ObjectHost { name: String },
-    /// Set up a sandbox and run its handler (run by the process driver).
-    #[command(hide = true)]
-    SandboxInit { spec: String },
-    /// Exit 0 if this host lets sandboxes have their own namespaces.
-    #[command(hide = true)]
-    SandboxProbe,
 }
 
 #[derive(Debug, clap::Args)]
@@ -204,41 +218,10 @@ pub struct ServerArg {
     /// The torpor server to talk to.
     #[arg(long, env = "TORPOR_SERVER", value_name = "URL", default_value = DEFAULT_SERVER)]
     pub server: String,
-
-    /// API token [default: for a server on this machine, the one it wrote to DATA_DIR/api-token].
-    #[arg(
-        long,
-        env = "TORPOR_TOKEN",
-        value_name = "TOKEN",
-        hide_env_values = true
-    )]
-    pub token: Option<String>,
-}
-
-impl ServerArg {
-    pub fn client(&self) -> anyhow::Result<crate::api::Client> {
-        let token = crate::api::Client::token_for(&self.server, self.token.clone(), None);
-        crate::api::Client::new(&self.server, token.as_deref())
-    }
 }
 
 /// Runs what the arguments ask for and returns the process's exit code.
-pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    match &args.command {
-        Some(Command::ObjectHost { name }) => {
-            crate::host::serve(name)?;
-            return Ok(ExitCode::SUCCESS);
-        }
-        Some(Command::SandboxInit { spec }) => {
-            crate::sandbox::isolation::init::run(spec)?;
-            return Ok(ExitCode::SUCCESS);
-        }
-        Some(Command::SandboxProbe) => {
-            crate::sandbox::isolation::probe_in_child()?;
-            return Ok(ExitCode::SUCCESS);
-        }
-        _ => {}
-    }
+pub fn run(mut args: Args) -> anyhow::Result<ExitCode> {
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     if let Some(threads) = std::env::var("TORPOR_WORKER_THREADS")
         .ok()
@@ -247,8 +230,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         builder.worker_threads(threads);
     }
     let runtime = builder.enable_all().build()?;
+    let command = args.command.take();
     runtime.block_on(async move {
-        match args.command {
+        match command {
             Some(Command::Load {
                 url,
                 objects,
@@ -287,15 +271,18 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             }
             Some(command) => {
                 crate::logging::to_stderr("warn");
-                client::run(command).await
+                client::run(command, &args).await
             }
             None if args.serve => {
                 crate::logging::to_stderr("info");
-                // Refuse a missing token and a busy port before the runtime starts anything.
+                // Refuse a data directory in use, a missing token and a busy port before the
+                // runtime starts anything. The lock comes first, so a refused server writes
+                // no token file into another runtime's data directory.
                 let data_dir = data_dir(&args)?;
                 std::fs::create_dir_all(&data_dir).with_context(|| {
                     format!("cannot create data directory {}", data_dir.display())
                 })?;
+                let lock = DataDirLock::acquire(&data_dir)?;
                 let request = crate::api::auth::AuthRequest {
                     token: args.token.clone(),
                     read_token: args.read_token.clone(),
@@ -303,23 +290,24 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 };
                 let auth = crate::api::auth::resolve(request, args.listen, &data_dir)?;
                 let listener = crate::api::bind(args.listen).await?;
-                let runtime = start_runtime(&args).await?;
+                let runtime = start_runtime(&args, lock).await?;
                 crate::api::serve(runtime, listener, crate::api::ServeOptions { auth }).await?;
                 Ok(ExitCode::SUCCESS)
             }
             None => {
+                // Checked before a runtime starts, so a console without a terminal stops
+                // before it takes the data directory.
+                crate::console::require_terminal()?;
                 let data_dir = data_dir(&args)?;
                 crate::logging::to_file(&data_dir)?;
                 let source = match &args.connect {
                     Some(url) => {
-                        let token = crate::api::Client::token_for(
-                            url,
-                            args.token.clone(),
-                            args.data_dir.as_deref(),
-                        );
-                        crate::console::Source::remote(url, token.as_deref())?
+                        crate::console::Source::Remote(args.client_token(url).client(url)?)
                     }
-                    None => crate::console::Source::Embedded(start_runtime(&args).await?),
+                    None => {
+                        let lock = DataDirLock::acquire(&data_dir)?;
+                        crate::console::Source::Embedded(start_runtime(&args, lock).await?)
+                    }
                 };
                 crate::console::run(source, args.read_only).await?;
                 Ok(ExitCode::SUCCESS)
@@ -337,17 +325,17 @@ fn data_dir(args: &Args) -> anyhow::Result<PathBuf> {
     }
 }
 
-async fn start_runtime(args: &Args) -> anyhow::Result<Runtime> {
+async fn start_runtime(args: &Args, lock: DataDirLock) -> anyhow::Result<Runtime> {
     let config = match &args.config {
         Some(path) => Config::load(path)?,
         None => Config::builtin(),
     };
     let host_program =
         std::env::current_exe().context("cannot find the torpor binary to run built-in classes")?;
-    Runtime::start(RuntimeOptions {
+    let options = RuntimeOptions {
         config,
         data_dir: data_dir(args)?,
         host_program,
-    })
-    .await
+    };
+    Runtime::start_locked(options, lock).await
 }

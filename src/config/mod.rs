@@ -20,8 +20,10 @@ use crate::model::ClassName;
 /// The built-in configuration, the same text as `assets/torpor.toml`.
 pub const BUILTIN_CONFIG: &str = include_str!("../../assets/torpor.toml");
 
-/// The folder relative `command` paths of the built-in configuration resolve against.
-const BUILTIN_BASE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/assets");
+/// The example Python handler, `assets/classes/notes.py`. The built-in `notes` class runs
+/// this copy with `python3 -c`, so it works wherever the binary is installed and whichever
+/// user a sandbox runs as.
+pub const NOTES_HANDLER: &str = include_str!("../../assets/classes/notes.py");
 
 /// When storage is written to the store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -189,21 +191,34 @@ impl Config {
     pub fn load(path: &Path) -> anyhow::Result<Config> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read configuration file {}", path.display()))?;
-        let base = path
+        // Made absolute now: a relative base would resolve against each sandbox's working
+        // directory instead.
+        let absolute = std::path::absolute(path)
+            .with_context(|| format!("cannot resolve configuration file {}", path.display()))?;
+        let base = absolute
             .parent()
             .map(Path::to_path_buf)
-            .unwrap_or_else(|| PathBuf::from("."));
+            .unwrap_or_else(|| PathBuf::from("/"));
         let mut config = Self::parse(&text, &base)
             .with_context(|| format!("invalid configuration file {}", path.display()))?;
         config.source = Some(path.to_path_buf());
         Ok(config)
     }
 
-    /// The built-in configuration.
+    /// The built-in configuration, with the `notes` class running the embedded handler.
     pub fn builtin() -> Config {
         #[allow(clippy::expect_used)]
-        Self::parse(BUILTIN_CONFIG, Path::new(BUILTIN_BASE))
-            .expect("assets/torpor.toml is valid; a unit test checks it")
+        let mut config = Self::parse(BUILTIN_CONFIG, Path::new("/"))
+            .expect("assets/torpor.toml is valid; a unit test checks it");
+        if let Ok(notes) = ClassName::parse("notes")
+            && let Some(class) = config.classes.get_mut(&notes)
+        {
+            let mut class_config = ClassConfig::clone(class);
+            class_config.handler =
+                Handler::Command(vec!["python3".into(), "-c".into(), NOTES_HANDLER.into()]);
+            *class = Arc::new(class_config);
+        }
+        config
     }
 
     /// Parses and validates configuration text; relative command paths resolve against `base`.

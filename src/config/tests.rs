@@ -22,7 +22,8 @@ fn builtin_config_is_valid() {
     let Handler::Command(argv) = &notes.handler else {
         panic!("notes is a command class")
     };
-    assert!(argv[1].ends_with("assets/./classes/notes.py"), "{argv:?}");
+    assert_eq!(argv[..2], ["python3", "-c"]);
+    assert_eq!(argv[2], NOTES_HANDLER, "the embedded copy runs, not a path");
 }
 
 #[test]
@@ -160,4 +161,18 @@ fn image_classes_keep_their_command_as_written() {
         config.container.socket.as_deref(),
         Some("unix:///tmp/engine.sock")
     );
+}
+
+#[test]
+fn relative_config_path_gives_absolute_commands() {
+    // Tests run in the package folder, so this path is relative to it.
+    let config = Config::load(Path::new("assets/torpor.toml")).unwrap();
+    let notes = config.class(&ClassName::parse("notes").unwrap()).unwrap();
+    let Handler::Command(argv) = &notes.handler else {
+        panic!("notes is a command class")
+    };
+    let script = Path::new(&argv[1]);
+    assert!(script.is_absolute(), "{argv:?}");
+    assert!(script.ends_with("assets/classes/notes.py"), "{argv:?}");
+    assert!(script.exists(), "{argv:?}");
 }

@@ -96,13 +96,24 @@ pub enum Action {
     LoadClasses,
 }
 
+/// Why an action failed.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ActionFailure {
+    /// The server accepts the console's token for reading only.
+    ReadOnlyToken,
+    Failed(String),
+}
+
 /// The outcome of an action.
 #[derive(Debug)]
 pub enum ActionResult {
     Called(Result<CallResult, String>),
     Done {
-        what: String,
-        result: Result<(), String>,
+        /// The action as done, e.g. "woke counter/a", shown when it succeeded.
+        done: String,
+        /// The action as attempted, e.g. "wake counter/a", shown when it failed.
+        attempt: String,
+        result: Result<(), ActionFailure>,
     },
     Detail(Result<Box<ObjectRecord>, String>),
     Log {
@@ -116,6 +127,9 @@ pub struct App {
     /// The runtime's location, shown in the header.
     pub source_label: String,
     pub read_only: bool,
+    /// Whether the runtime is a server reached over the API, which client subcommands such
+    /// as `torpor call` can reach too; an embedded runtime serves no API.
+    pub remote: bool,
     /// Every object, in class then id order.
     pub objects: Vec<ObjectRecord>,
     /// The table's rows: indices into `objects`, filtered and sorted.
@@ -156,6 +170,7 @@ impl App {
         Self {
             source_label,
             read_only,
+            remote: false,
             objects: Vec::new(),
             rows: Vec::new(),
             rows_stale: false,
@@ -354,10 +369,22 @@ impl App {
                     self.call_history = dialog.history.clone();
                 }
             }
-            ActionResult::Done { what, result } => {
+            ActionResult::Done {
+                done,
+                attempt,
+                result,
+            } => {
                 self.message = Some(match result {
-                    Ok(()) => (what, false),
-                    Err(err) => (format!("{what} failed: {err}"), true),
+                    Ok(()) => (done, false),
+                    Err(ActionFailure::ReadOnlyToken) => {
+                        // Every other action would fail the same way.
+                        self.read_only = true;
+                        (
+                            format!("cannot {attempt}: the token is read-only, so actions are off"),
+                            true,
+                        )
+                    }
+                    Err(ActionFailure::Failed(err)) => (format!("cannot {attempt}: {err}"), true),
                 });
             }
             ActionResult::Detail(Ok(record)) => {

@@ -29,8 +29,10 @@ use tokio::time::Instant;
 
 pub use app::App;
 pub use source::Source;
+pub use terminal::require as require_terminal;
 
-use app::{Action, ActionResult};
+use crate::api::client::ClientError;
+use app::{Action, ActionFailure, ActionResult};
 use loaders::Loaders;
 use ui::theme::Theme;
 
@@ -44,6 +46,7 @@ const LOG_BYTES: usize = 32 * 1024;
 pub async fn run(source: Source, read_only: bool) -> anyhow::Result<()> {
     let theme = Theme::from_env();
     let mut app = App::new(source.describe(), read_only);
+    app.remote = matches!(source, Source::Remote(_));
     let (feed_sender, mut feed) = mpsc::unbounded_channel();
     let feed_task = tokio::spawn(source.clone().run_feed(feed_sender));
     let (done_sender, mut done) = mpsc::unbounded_channel();
@@ -152,6 +155,15 @@ fn next_tick(app: &App) -> Option<Duration> {
     Some(Duration::from_millis(1000 - into_second.min(999)))
 }
 
+/// Describes why an action failed; a 403 from a server means the console's token is the
+/// read-only one.
+fn action_failure(err: anyhow::Error) -> ActionFailure {
+    match err.downcast_ref::<ClientError>() {
+        Some(ClientError::Api { status: 403, .. }) => ActionFailure::ReadOnlyToken,
+        _ => ActionFailure::Failed(format!("{err:#}")),
+    }
+}
+
 async fn perform(source: Source, action: Action, done: mpsc::UnboundedSender<ActionResult>) {
     let text = |e: anyhow::Error| format!("{e:#}");
     let result = match action {
@@ -162,38 +174,43 @@ async fn perform(source: Source, action: Action, done: mpsc::UnboundedSender<Act
                 .map_err(text),
         ),
         Action::Hibernate { key, force } => ActionResult::Done {
-            what: format!("hibernated {key}"),
+            done: format!("hibernated {key}"),
+            attempt: format!("hibernate {key}"),
             result: source
                 .hibernate(&key, force)
                 .await
                 .map(|_| ())
-                .map_err(text),
+                .map_err(action_failure),
         },
         Action::Wake(key) => ActionResult::Done {
-            what: format!("woke {key}"),
-            result: source.wake(&key).await.map(|_| ()).map_err(text),
+            done: format!("woke {key}"),
+            attempt: format!("wake {key}"),
+            result: source.wake(&key).await.map(|_| ()).map_err(action_failure),
         },
         Action::Create(key) => ActionResult::Done {
-            what: format!("created {key}"),
-            result: source.wake(&key).await.map(|_| ()).map_err(text),
+            done: format!("created {key}"),
+            attempt: format!("create {key}"),
+            result: source.wake(&key).await.map(|_| ()).map_err(action_failure),
         },
         Action::Delete(key) => ActionResult::Done {
-            what: format!("deleted {key}"),
-            result: source.delete(&key).await.map_err(text),
+            done: format!("deleted {key}"),
+            attempt: format!("delete {key}"),
+            result: source.delete(&key).await.map_err(action_failure),
         },
         Action::SetIdleTimeout { key, timeout } => ActionResult::Done {
-            what: match timeout {
+            done: match timeout {
                 Some(t) => format!(
                     "idle timeout of {key} set to {}",
                     humantime::format_duration(t)
                 ),
                 None => format!("idle timeout of {key} returned to its class's"),
             },
+            attempt: format!("change the idle timeout of {key}"),
             result: source
                 .set_idle_timeout(&key, timeout)
                 .await
                 .map(|_| ())
-                .map_err(text),
+                .map_err(action_failure),
         },
         Action::LoadDetail(key) => {
             ActionResult::Detail(source.show(&key).await.map(Box::new).map_err(text))

@@ -43,10 +43,6 @@ pub struct CallResult {
 }
 
 impl Source {
-    pub fn remote(url: &str, token: Option<&str>) -> anyhow::Result<Self> {
-        Ok(Source::Remote(Client::new(url, token)?))
-    }
-
     /// Describes where the runtime is, for the header.
     pub fn describe(&self) -> String {
         match self {
@@ -75,7 +71,7 @@ impl Source {
                     }
                 }
             }
-            Source::Remote(client) => Ok(client.list_all(PAGE).await?),
+            Source::Remote(client) => Ok(client.list_all(None, None).await?),
         }
     }
 
@@ -215,7 +211,7 @@ async fn remote_feed(client: Client, feed: mpsc::UnboundedSender<Feed>) {
     loop {
         let result: Result<(), ClientError> = async {
             let mut events = std::pin::pin!(client.events(position.as_deref()).await?);
-            let objects = client.list_all(PAGE).await?;
+            let objects = client.list_all(None, None).await?;
             if feed.send(Feed::Snapshot(objects)).is_err() {
                 return Ok(());
             }
@@ -231,7 +227,7 @@ async fn remote_feed(client: Client, feed: mpsc::UnboundedSender<Feed>) {
                         }
                     }
                     StreamItem::Lagged => {
-                        let objects = client.list_all(PAGE).await?;
+                        let objects = client.list_all(None, None).await?;
                         let _ = feed.send(Feed::Snapshot(objects));
                     }
                 }

@@ -110,6 +110,8 @@ impl Inner {
         };
         let started = Instant::now();
         let mut turn = slot.turn.lock().await;
+        // Left set only by a call whose caller went away before finish_call.
+        slot.live().counted_call_at = None;
         // Shutdown hibernates objects in turn; a call queued behind that must not wake one again.
         if self.is_closing() && turn.activation.is_none() {
             return Err(RuntimeError::ShuttingDown);
@@ -319,17 +321,39 @@ impl Inner {
         if activation.saved.as_ref() == Some(&storage) && !recovering {
             return Ok(());
         }
+        // The call's count, and those not yet flushed, go into the same transaction as its
+        // storage, so a crash never keeps the call's changes but loses its count.
+        let call_at = now_ms();
+        let activity = {
+            let mut activity = std::mem::take(&mut slot.live().unflushed);
+            activity.calls += 1;
+            activity.last_call_at = Some(call_at);
+            activity
+        };
         let update = Update {
             storage: (activation.saved.as_ref() != Some(&storage)).then(|| storage.clone()),
             status: recovering.then_some(Status::Active),
             last_error: recovering.then_some(None),
+            activity: Some(activity.clone()),
             ..Update::default()
         };
-        match self
+        let result = self
             .store
             .update(&slot.key, Some(activation.generation), update)
-            .await
+            .await;
         {
+            let mut live = slot.live();
+            match &result {
+                Ok(()) => live.counted_call_at = Some(call_at),
+                Err(_) => {
+                    // Returned to memory for the next flush, without this call, which
+                    // finish_call counts as failed.
+                    live.unflushed.calls += activity.calls - 1;
+                    live.unflushed.errors += activity.errors;
+                }
+            }
+        }
+        match result {
             Ok(()) => {
                 let bytes = storage.len() as u64;
                 activation.saved = Some(storage);
@@ -364,11 +388,18 @@ impl Inner {
         outcome: &Result<HandlerReply, RuntimeError>,
         duration: Duration,
     ) {
-        let now = now_ms();
         {
             let mut live = slot.live();
-            live.unflushed.calls += 1;
-            live.unflushed.last_call_at = Some(now);
+            let now = match live.counted_call_at.take() {
+                // Its checkpoint already wrote the count.
+                Some(at) => at,
+                None => {
+                    let now = now_ms();
+                    live.unflushed.calls += 1;
+                    live.unflushed.last_call_at = Some(now);
+                    now
+                }
+            };
             if outcome.is_err() {
                 live.unflushed.errors += 1;
             }

@@ -51,9 +51,20 @@ impl EventBus {
     }
 
     pub fn emit(&self, key: &ObjectKey, kind: EventKind, object: Option<ObjectRecord>) {
+        self.emit_at(key, kind, object, crate::model::now_utc());
+    }
+
+    /// Emits an event stamped `at`, for a change whose record carries the same time.
+    pub fn emit_at(
+        &self,
+        key: &ObjectKey,
+        kind: EventKind,
+        object: Option<ObjectRecord>,
+        at: chrono::DateTime<chrono::Utc>,
+    ) {
         let mut event = Event {
             seq: 0,
-            at: crate::model::now_utc(),
+            at,
             class: key.class.to_string(),
             id: key.id.to_string(),
             kind,

@@ -88,12 +88,15 @@ impl Inner {
             }
         };
         let changed = activation.saved.as_ref() != Some(&storage);
+        // One time for the stored record, the record in memory and the event.
+        let hibernated_at = crate::model::now_utc();
         let update = Update {
             status: Some(Status::Hibernated),
             storage: changed.then(|| storage.clone()),
             sandbox: Some(None),
             last_error: Some(None),
             stamp_hibernate: true,
+            at: Some(hibernated_at.timestamp_millis()),
             ..Update::default()
         };
         match self
@@ -128,15 +131,16 @@ impl Inner {
             record.sandbox = None;
             record.last_error = None;
             record.storage_bytes = bytes;
-            record.last_hibernate_at = Some(crate::model::now_utc());
+            record.last_hibernate_at = Some(hibernated_at);
             record.warm = warm;
         });
-        self.emit(
+        self.emit_at(
             slot,
             EventKind::Hibernated {
                 duration_ms: started.elapsed().as_secs_f64() * 1000.0,
                 warm,
             },
+            hibernated_at,
         );
         Ok(())
     }

@@ -86,6 +86,14 @@ impl Runtime {
     /// starts the background tasks.
     pub async fn start(options: RuntimeOptions) -> anyhow::Result<Runtime> {
         let lock = DataDirLock::acquire(&options.data_dir)?;
+        Self::start_locked(options, lock).await
+    }
+
+    /// Starts like [`Runtime::start`] on a data directory the caller already locked.
+    pub async fn start_locked(
+        options: RuntimeOptions,
+        lock: DataDirLock,
+    ) -> anyhow::Result<Runtime> {
         // The store holds every object's state: only the runtime's user may read it.
         {
             use std::os::unix::fs::PermissionsExt;

@@ -175,6 +175,11 @@ impl Inner {
         self.events.emit(&slot.key, kind, view);
     }
 
+    pub(super) fn emit_at(&self, slot: &Slot, kind: EventKind, at: DateTime<Utc>) {
+        let view = slot.live().view();
+        self.events.emit_at(&slot.key, kind, view, at);
+    }
+
     /// Starts the idle clock now: the object hibernates after `idle_timeout` unless a call
     /// comes first.
     pub(super) fn start_idle_clock(&self, slot: &Slot, idle_timeout: Duration) {

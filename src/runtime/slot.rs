@@ -90,6 +90,9 @@ pub struct Live {
     pub save_failures: u32,
     /// Call counts not yet written to the store.
     pub unflushed: Activity,
+    /// Set when the running call's checkpoint wrote the call's count along with its storage:
+    /// the `last_call_at` it wrote, so the call is not counted a second time.
+    pub counted_call_at: Option<i64>,
     /// Wakes started so far, so a queued caller can tell whether one ran while it waited.
     pub wake_attempts: u64,
     /// The last wake's failure, shared with every caller that waited for that wake.

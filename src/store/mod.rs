@@ -91,6 +91,11 @@ pub struct Update {
     pub sandbox: Option<Option<SandboxRef>>,
     pub stamp_wake: bool,
     pub stamp_hibernate: bool,
+    /// The time written to `updated_at` and the stamped fields, in Unix milliseconds; the
+    /// store's clock when `None`.
+    pub at: Option<i64>,
+    /// Call counts to add in the same transaction, as [`Store::record_activity`] adds them.
+    pub activity: Option<Activity>,
 }
 
 /// Call bookkeeping gathered in memory and written in batches.

@@ -17,6 +17,7 @@ pub fn trials() -> Vec<Trial> {
         state_survives_idleness_and_restarts,
         crash_loses_no_acknowledged_increment,
         relaxed_durability_loses_unsaved_writes,
+        call_counts_survive_kill,
     ]
 }
 
@@ -174,4 +175,22 @@ async fn relaxed_durability_loses_unsaved_writes() {
         0,
         "writes since the wake are lost, as the mode says"
     );
+}
+
+/// Call counts of calls that changed storage reach the store with the storage, so a crash
+/// right after such a call keeps both.
+async fn call_counts_survive_kill() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"), Some(&test_config(""))).await;
+    for _ in 0..3 {
+        let (status, body) = server.call("counter", "c", "increment", "").await;
+        assert_eq!(status, 200, "{body}");
+    }
+
+    let server = server.restart(libc::SIGKILL).await;
+    let (status, record) = server.get("/v1/objects/counter/c").await;
+    assert_eq!(status, 200, "{record}");
+    assert_eq!(record["storage"], json!({ "count": 3 }));
+    assert_eq!(record["calls"], json!(3), "{record}");
+    assert!(record["last_call_at"].is_string(), "{record}");
 }

@@ -3,8 +3,9 @@
 //! hang, crash, or return huge bodies. It serves the same contract as any handler.
 //!
 //! Start-up faults come from the environment: `FAULT_HEALTH_DELAY_MS`, `FAULT_NEVER_HEALTHY`,
-//! `FAULT_STORAGE_WRITE_FAIL`, `FAULT_IGNORE_SIGTERM`. Storage-read faults can also be
-//! switched on later with the `faults` method.
+//! `FAULT_STORAGE_WRITE_FAIL`, `FAULT_IGNORE_SIGTERM`, and `FAULT_DEFAULT_SIGTERM`, which
+//! installs no SIGTERM handler, so SIGTERM has its default action. Storage-read faults can
+//! also be switched on later with the `faults` method.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -80,6 +81,10 @@ async fn run() {
         Ok(address) => tokio::net::TcpListener::bind(address).await.unwrap(),
         Err(_) => panic!("TORPOR_LISTEN is not set"),
     };
+    if env_flag("FAULT_DEFAULT_SIGTERM") {
+        axum::serve(listener, app).await.unwrap();
+        return;
+    }
     let stop = async {
         let mut term =
             tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).unwrap();
@@ -228,6 +233,11 @@ async fn call(State(handler): State<Shared>, Path(method): Path<String>, body: B
         }
         "hang" => std::future::pending().await,
         "crash" => std::process::exit(70),
+        "raise" => {
+            // SAFETY: raise(3) with a signal number from the test.
+            unsafe { libc::raise(number(&body, "signal") as i32) };
+            json_response(StatusCode::OK, &json!({ "survived": true }))
+        }
         "big" => (StatusCode::OK, "x".repeat(number(&body, "bytes") as usize)).into_response(),
         "fill" => {
             let bytes = number(&body, "bytes") as usize;
@@ -291,8 +301,15 @@ async fn call(State(handler): State<Shared>, Path(method): Path<String>, body: B
         "spawn" => {
             let mut spawned = 0;
             let mut error = Value::Null;
+            let seconds = match number(&body, "seconds") {
+                0 => 289,
+                seconds => seconds,
+            };
             for _ in 0..number(&body, "count") {
-                match std::process::Command::new("sleep").arg("289").spawn() {
+                match std::process::Command::new("sleep")
+                    .arg(seconds.to_string())
+                    .spawn()
+                {
                     Ok(child) => {
                         std::mem::forget(child);
                         spawned += 1;

@@ -14,8 +14,10 @@ mod handler;
 mod images;
 mod inputs;
 mod lifecycle;
+mod programs;
 mod saves;
 mod security;
+mod stopping;
 mod support;
 
 use libtest_mimic::{Arguments, Trial};
@@ -33,6 +35,8 @@ fn main() {
     trials.extend(crash::trials());
     trials.extend(security::trials());
     trials.extend(containers::trials());
+    trials.extend(stopping::trials());
+    trials.extend(programs::trials());
     let conclusion = libtest_mimic::run(&arguments, trials);
     images::clean_up();
     let _ = std::fs::remove_dir_all(support::program_folder());

@@ -39,10 +39,14 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, now: DateTime<Utc>, theme:
     );
 
     let Some(object) = app.selected_object() else {
-        let hint = if app.objects.is_empty() {
+        let hint = if !app.objects.is_empty() {
+            "No object matches the filter."
+        } else if app.read_only {
+            "No objects yet."
+        } else if app.remote {
             "No objects yet. Press n to create one, or call one with `torpor call`."
         } else {
-            "No object matches the filter."
+            "No objects yet. Press n to create one."
         };
         frame.render_widget(Paragraph::new(hint).wrap(Wrap { trim: true }), body);
         return;

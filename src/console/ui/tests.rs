@@ -161,11 +161,25 @@ fn narrow_screen_drops_columns() {
 
 #[test]
 fn empty_screen() {
-    insta::assert_snapshot!(render(
-        &App::new("remote · http://127.0.0.1:7070".into(), false),
-        100,
-        20
-    ));
+    let mut app = App::new("remote · http://127.0.0.1:7070".into(), false);
+    app.remote = true;
+    insta::assert_snapshot!(render(&app, 100, 20));
+}
+
+#[test]
+fn empty_screen_hint_by_source() {
+    let embedded = render(&App::new("embedded · /data/torpor".into(), false), 300, 20);
+    assert!(embedded.contains("Press n to create one."), "{embedded}");
+    assert!(!embedded.contains("torpor call"), "{embedded}");
+
+    let mut remote = App::new("remote · http://127.0.0.1:7070".into(), false);
+    remote.remote = true;
+    let remote = render(&remote, 300, 20);
+    assert!(remote.contains("torpor call"), "{remote}");
+
+    let read_only = render(&App::new("embedded · /data/torpor".into(), true), 300, 20);
+    assert!(read_only.contains("No objects yet."), "{read_only}");
+    assert!(!read_only.contains("Press n"), "{read_only}");
 }
 
 #[test]
@@ -361,4 +375,29 @@ fn hundred_thousand_objects_draw_visible_rows() {
         Some(key("counter", "obj-054321")),
         "selection kept across a sort"
     );
+}
+
+#[test]
+fn read_only_token_turns_actions_off() {
+    let mut app = fixture();
+    app.finish(ActionResult::Done {
+        done: "woke counter/alice".into(),
+        attempt: "wake counter/alice".into(),
+        result: Err(crate::console::app::ActionFailure::ReadOnlyToken),
+    });
+    assert!(app.read_only, "actions stay on after a 403");
+    let (message, is_error) = app.message.clone().unwrap();
+    assert!(is_error);
+    assert!(
+        message.starts_with("cannot wake counter/alice"),
+        "{message}"
+    );
+
+    let screen = render(&app, 80, 24);
+    let footer = screen
+        .lines()
+        .rev()
+        .find(|line| !line.trim().is_empty())
+        .unwrap();
+    assert!(footer.contains(&message), "{footer}");
 }

@@ -3,25 +3,27 @@
 //! to the sandbox's user and then becomes the handler: a built-in class is served in this
 //! process, a command replaces it with exec.
 //!
-//! With a pid namespace, this process stays outside as a supervisor: it forwards stop signals
-//! to the handler (pid 1 inside) and exits the way the handler did, so the runtime sees the
-//! handler's exit status.
+//! With a pid namespace, this process stays outside as a supervisor and the namespace gets a
+//! minimal init of its own; see [`super::supervise`].
 
+use std::ffi::CString;
+use std::io::ErrorKind;
 use std::os::unix::process::CommandExt;
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::path::Path;
 
 use anyhow::{Context, bail};
 
 use super::InitSpec;
 use super::landlock;
-
-/// The handler's pid, for the supervisor's signal handler.
-static HANDLER: AtomicI32 = AtomicI32::new(0);
+use super::supervise;
 
 /// Runs the sandbox described by the JSON `spec`; returns only for a built-in class that has
 /// stopped serving, or with an error.
 pub fn run(spec: &str) -> anyhow::Result<()> {
     let spec: InitSpec = serde_json::from_str(spec).context("invalid sandbox spec")?;
+    // The process the handler dies with: the runtime, or in a pid namespace its init (pid 1).
+    // SAFETY: getppid has no preconditions.
+    let mut parent = unsafe { libc::getppid() };
     if spec.namespaces {
         unshare(&spec)?;
     }
@@ -36,7 +38,8 @@ pub fn run(spec: &str) -> anyhow::Result<()> {
         set_limit(libc::RLIMIT_DATA, bytes)?;
     }
     if spec.namespaces {
-        fork_into_namespace(&spec)?;
+        supervise::enter_namespace(&spec.hostname)?;
+        parent = 1;
     }
     if let Some(rules) = &spec.landlock {
         let status = landlock::restrict(rules).context("cannot apply the Landlock ruleset")?;
@@ -44,18 +47,91 @@ pub fn run(spec: &str) -> anyhow::Result<()> {
     }
     if let Some(uid) = spec.uid {
         drop_privileges(uid)?;
+        // Switching users cleared the parent-death signal the runtime set.
+        supervise::die_with_parent(parent)?;
     }
     match &spec.program {
         super::Program::Builtin(name) => crate::host::serve(name),
         super::Program::Command(argv) => {
+            check_readable(&argv[1..], spec.uid)?;
             let err = std::process::Command::new(&argv[0]).args(&argv[1..]).exec();
-            let user = spec.uid.map(|u| format!(" as uid {u}")).unwrap_or_default();
-            bail!(
-                "cannot run {:?}{user}: {err}; the program, its arguments and their folders must be \
-                 readable by that user (or set sandbox.user = \"runtime\")",
-                argv[0]
-            )
+            let program = &argv[0];
+            if !program.contains('/') {
+                check_in_path(program, spec.uid)?;
+            }
+            match err.kind() {
+                ErrorKind::NotFound => bail!("cannot run {program:?}: not found"),
+                ErrorKind::PermissionDenied => bail!(
+                    "cannot run {program:?}{}: permission denied; {}",
+                    as_user(spec.uid),
+                    readable_hint(spec.uid)
+                ),
+                _ => bail!("cannot run {program:?}{}: {err}", as_user(spec.uid)),
+            }
         }
+    }
+}
+
+/// Fails with a hint about the sandbox's user when an absolute path among `args` cannot be
+/// read by it. The handler would fail on such a path too, but with its own error, which does
+/// not say that the sandbox runs as another user.
+fn check_readable(args: &[String], uid: Option<u32>) -> anyhow::Result<()> {
+    for arg in args.iter().filter(|arg| arg.starts_with('/')) {
+        let Ok(path) = CString::new(arg.as_bytes()) else {
+            continue;
+        };
+        // SAFETY: access(2) reads a valid NUL-terminated path.
+        if unsafe { libc::access(path.as_ptr(), libc::R_OK) } == 0 {
+            continue;
+        }
+        // A path that does not exist may be one the handler creates; only a denied one is
+        // certain to fail.
+        let err = std::io::Error::last_os_error();
+        if err.kind() == ErrorKind::PermissionDenied {
+            bail!(
+                "cannot read {arg:?}{}: permission denied; {}",
+                as_user(uid),
+                readable_hint(uid)
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Fails with "not found" when no folder in `PATH` contains `program`, naming the folders the
+/// sandbox's user cannot search. Such a folder makes exec report "permission denied" even
+/// when the program is in none of them.
+fn check_in_path(program: &str, uid: Option<u32>) -> anyhow::Result<()> {
+    let path = std::env::var("PATH").unwrap_or_default();
+    let mut denied = Vec::new();
+    for folder in path.split(':').filter(|folder| !folder.is_empty()) {
+        match std::fs::metadata(Path::new(folder).join(program)) {
+            Ok(_) => return Ok(()),
+            Err(err) if err.kind() == ErrorKind::PermissionDenied => denied.push(folder),
+            Err(_) => {}
+        }
+    }
+    if denied.is_empty() {
+        bail!("cannot run {program:?}: not found in PATH ({path})");
+    }
+    bail!(
+        "cannot run {program:?}: not found in PATH ({path}), where {} cannot be searched{}",
+        denied.join(", "),
+        as_user(uid)
+    )
+}
+
+fn as_user(uid: Option<u32>) -> String {
+    uid.map(|uid| format!(" as uid {uid}")).unwrap_or_default()
+}
+
+fn readable_hint(uid: Option<u32>) -> &'static str {
+    match uid {
+        Some(_) => {
+            "the program, its arguments and their folders must be readable by that user (or set \
+             sandbox.user = \"runtime\")"
+        }
+        None => "the program and its arguments must be readable by the runtime's user",
     }
 }
 
@@ -75,7 +151,7 @@ fn set_limit(resource: libc::__rlimit_resource_t, value: u64) -> anyhow::Result<
 }
 
 /// Enters new pid, mount, ipc and uts (and, if asked, network) namespaces. The pid namespace
-/// takes effect for the next child, which `fork_into_namespace` makes.
+/// takes effect for the next child, the namespace's init.
 fn unshare(spec: &InitSpec) -> anyhow::Result<()> {
     let mut flags =
         libc::CLONE_NEWPID | libc::CLONE_NEWNS | libc::CLONE_NEWIPC | libc::CLONE_NEWUTS;
@@ -90,88 +166,6 @@ fn unshare(spec: &InitSpec) -> anyhow::Result<()> {
         );
     }
     Ok(())
-}
-
-/// Forks the handler as pid 1 of the new pid namespace, with its own `/proc`. The caller
-/// becomes the supervisor and never returns; the handler continues in the child.
-fn fork_into_namespace(spec: &InitSpec) -> anyhow::Result<()> {
-    // SAFETY: fork(2) in a single-threaded process; the child continues with plain Rust.
-    match unsafe { libc::fork() } {
-        -1 => bail!(
-            "cannot fork into the pid namespace: {}",
-            std::io::Error::last_os_error()
-        ),
-        0 => {
-            // SAFETY: prctl and mount(2) calls with valid, NUL-terminated arguments.
-            unsafe {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                // Keep mount changes inside this namespace, then show only its own processes.
-                libc::mount(
-                    std::ptr::null(),
-                    c"/".as_ptr(),
-                    std::ptr::null(),
-                    libc::MS_REC | libc::MS_PRIVATE,
-                    std::ptr::null(),
-                );
-                let flags = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
-                if libc::mount(
-                    c"proc".as_ptr(),
-                    c"/proc".as_ptr(),
-                    c"proc".as_ptr(),
-                    flags,
-                    std::ptr::null(),
-                ) != 0
-                {
-                    bail!(
-                        "cannot mount /proc in the sandbox: {}",
-                        std::io::Error::last_os_error()
-                    );
-                }
-                let name = spec.hostname.as_bytes();
-                libc::sethostname(name.as_ptr().cast(), name.len());
-            }
-            Ok(())
-        }
-        child => supervise(child),
-    }
-}
-
-extern "C" fn forward(signal: libc::c_int) {
-    let pid = HANDLER.load(Ordering::SeqCst);
-    if pid > 0 {
-        // SAFETY: kill(2) is async-signal-safe.
-        unsafe { libc::kill(pid, signal) };
-    }
-}
-
-/// Forwards stop signals to the handler, waits for it, and exits as it did.
-fn supervise(child: libc::pid_t) -> ! {
-    HANDLER.store(child, Ordering::SeqCst);
-    for signal in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP, libc::SIGQUIT] {
-        // SAFETY: installs an async-signal-safe handler.
-        unsafe { libc::signal(signal, forward as *const () as libc::sighandler_t) };
-    }
-    let mut status = 0;
-    loop {
-        // SAFETY: waitpid on our own child with a valid status pointer.
-        let waited = unsafe { libc::waitpid(child, &mut status, 0) };
-        if waited == child {
-            break;
-        }
-        if std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
-            std::process::exit(1);
-        }
-    }
-    if libc::WIFSIGNALED(status) {
-        let signal = libc::WTERMSIG(status);
-        // SAFETY: restores the default action and re-raises, so our parent receives the signal.
-        unsafe {
-            libc::signal(signal, libc::SIG_DFL);
-            libc::raise(signal);
-        }
-        std::process::exit(128 + signal);
-    }
-    std::process::exit(libc::WEXITSTATUS(status));
 }
 
 fn drop_privileges(uid: u32) -> anyhow::Result<()> {

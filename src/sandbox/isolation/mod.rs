@@ -9,6 +9,7 @@
 pub(crate) mod cgroup;
 pub mod init;
 pub mod landlock;
+mod supervise;
 
 use std::path::{Path, PathBuf};
 
@@ -146,6 +147,12 @@ impl Isolation {
         }
         if self.namespaces.is_err() && self.landlock_abi > 0 {
             warnings.push("Landlock does not restrict UDP: sandboxes without a network namespace can send UDP".into());
+        } else if self.landlock_abi > 0 {
+            warnings.push(
+                "Landlock does not restrict UDP: sandboxes of classes that bind their own port \
+                 (inherit_socket = false) share the host's network namespace and can send UDP"
+                    .into(),
+            );
         }
         if let Err(reason) = &self.cgroups {
             warnings.push(format!(
@@ -228,10 +235,13 @@ pub(crate) fn cgroup_scope(folder: &Path) -> String {
     format!("data-{hash:016x}")
 }
 
-/// Runs `torpor sandbox-probe`, which tries to create the namespaces a sandbox uses.
+/// Runs `torpor sandbox-probe`, which tries to create the namespaces a sandbox uses. The
+/// probe gets an empty environment: it needs none, and the operator's `TORPOR_*` variables
+/// are the runtime's settings, not the probe's.
 fn probe_namespaces(host_program: &Path) -> Result<(), String> {
     let output = std::process::Command::new(host_program)
         .arg("sandbox-probe")
+        .env_clear()
         .output()
         .map_err(|e| format!("cannot run {}: {e}", host_program.display()))?;
     if output.status.success() {

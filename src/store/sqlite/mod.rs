@@ -162,7 +162,7 @@ impl Store for SqliteStore {
         self.send(|reply| Write::Update {
             key: key.clone(),
             generation,
-            update,
+            update: Box::new(update),
             reply,
         })
         .await
@@ -176,7 +176,7 @@ impl Store for SqliteStore {
             let _ = sender.send(Write::Update {
                 key: key.clone(),
                 generation,
-                update,
+                update: Box::new(update),
                 reply,
             });
         }

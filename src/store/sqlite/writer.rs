@@ -27,7 +27,8 @@ pub enum Write {
     Update {
         key: ObjectKey,
         generation: Option<u64>,
-        update: Update,
+        // Boxed: it is several times larger than every other write.
+        update: Box<Update>,
         reply: oneshot::Sender<StoreResult<()>>,
     },
     Delete {
@@ -265,7 +266,7 @@ fn apply_update(
             current,
         });
     }
-    let now = now_ms();
+    let now = update.at.unwrap_or_else(now_ms);
     if let Some(storage) = &update.storage {
         write_snapshot(conn, oid, current, storage)?;
     }
@@ -299,6 +300,9 @@ fn apply_update(
         update.stamp_hibernate,
         now,
     ])?;
+    if let Some(activity) = &update.activity {
+        record_activity(conn, &[(key.clone(), activity.clone())])?;
+    }
     Ok(())
 }
 
