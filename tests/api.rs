@@ -222,6 +222,14 @@ async fn listing_filters_and_pages() {
 async fn delete_stops_sandbox_and_forgets_storage() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(&dir.path().join("data"), None).await;
+    let (_, classes) = server.get("/v1/classes").await;
+    let notes = classes
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "notes")
+        .unwrap();
+    assert_eq!(notes["handler"], "python3 -c <embedded notes.py>");
     server
         .call("kv", "gone", "put", "{\"key\":\"a\",\"value\":1}")
         .await;

@@ -30,7 +30,15 @@ impl From<&ClassConfig> for ClassInfo {
             name: class.name.to_string(),
             handler: match &class.handler {
                 Handler::Builtin(name) => format!("builtin:{name}"),
-                Handler::Command(argv) => argv.join(" "),
+                Handler::Command(argv) => argv
+                    .iter()
+                    .map(|arg| match arg.as_str() {
+                        // The built-in notes class passes its whole script as an argument.
+                        crate::config::NOTES_HANDLER => "<embedded notes.py>",
+                        other => other,
+                    })
+                    .collect::<Vec<_>>()
+                    .join(" "),
                 Handler::Image {
                     image,
                     command: None,
