@@ -163,6 +163,7 @@ impl Store for SqliteStore {
             key: key.clone(),
             generation,
             update: Box::new(update),
+            durable: true,
             reply,
         })
         .await
@@ -177,6 +178,7 @@ impl Store for SqliteStore {
                 key: key.clone(),
                 generation,
                 update: Box::new(update),
+                durable: false,
                 reply,
             });
         }

@@ -29,6 +29,8 @@ pub enum Write {
         generation: Option<u64>,
         // Boxed: it is several times larger than every other write.
         update: Box<Update>,
+        /// Whether the caller is told of the write only once it is on disk.
+        durable: bool,
         reply: oneshot::Sender<StoreResult<()>>,
     },
     Delete {
@@ -53,14 +55,41 @@ pub enum Write {
     },
 }
 
+impl Write {
+    /// Whether the write is acknowledged to someone as saved, so its commit must reach the
+    /// disk first. A wake's start, status changes, activity counts and events need not: the
+    /// next durable commit syncs the whole write-ahead log, them included, and a crash before
+    /// it loses only bookkeeping that nothing was acknowledged on.
+    fn durable(&self) -> bool {
+        match self {
+            Write::BeginWake { .. } | Write::Activity { .. } | Write::Events { .. } => false,
+            Write::Update { durable, .. } => *durable,
+            Write::Delete { .. } | Write::SetIdleTimeout { .. } | Write::Flush { .. } => true,
+        }
+    }
+}
+
 /// Runs until every sender is dropped.
 pub fn run(mut conn: Connection, jobs: mpsc::Receiver<Write>, path: PathBuf) {
+    let mut syncing = true;
     while let Ok(first) = jobs.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
             match jobs.try_recv() {
                 Ok(job) => batch.push(job),
                 Err(_) => break,
+            }
+        }
+        // `synchronous = FULL` fsyncs the log at each commit; NORMAL leaves that to the next
+        // FULL commit, which covers everything written before it.
+        let durable = batch.iter().any(Write::durable);
+        if durable != syncing {
+            let mode = if durable { "FULL" } else { "NORMAL" };
+            match conn.pragma_update(None, "synchronous", mode) {
+                Ok(()) => syncing = durable,
+                Err(err) => {
+                    tracing::warn!(error = %err, mode, "cannot change SQLite's synchronous mode")
+                }
             }
         }
         commit_batch(&mut conn, batch, &path);
@@ -185,6 +214,7 @@ fn apply_in_savepoint(tx: &mut Transaction<'_>, job: Write) -> Done {
             generation,
             update,
             reply,
+            ..
         } => Done::Unit(reply, apply_update(&sp, &key, generation, &update)),
         Write::Delete { key, reply } => Done::Bool(reply, delete(&sp, &key)),
         Write::SetIdleTimeout {
