@@ -147,6 +147,9 @@ fn info_lines(object: &ObjectRecord, now: DateTime<Utc>, theme: &Theme) -> Vec<L
                 .unwrap_or_else(|| "-".into());
             lines.push(field("pid", pid));
             lines.push(field("address", sandbox.address.clone()));
+            if let Some(container) = &sandbox.container {
+                lines.push(field("container", container.clone()));
+            }
         }
         None => lines.push(field("sandbox", "none (not running)".into())),
     }

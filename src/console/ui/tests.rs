@@ -401,3 +401,19 @@ fn read_only_token_turns_actions_off() {
         .unwrap();
     assert!(footer.contains(&message), "{footer}");
 }
+
+#[test]
+fn detail_names_the_container() {
+    let mut app = App::new("embedded · /data/torpor".into(), false);
+    let mut boxed = record("counter", "alice", Status::Active);
+    if let Some(sandbox) = boxed.sandbox.as_mut() {
+        sandbox.driver = "container".into();
+        sandbox.container = Some("torpor-0123456789ab-counter.7".into());
+    }
+    app.apply(Feed::Snapshot(vec![boxed]));
+    app.refresh_rows();
+    app.detail_tab = DetailTab::Info;
+    let screen = render(&app, 160, 40);
+    assert!(screen.contains("counter.7 (container)"), "{screen}");
+    assert!(screen.contains("torpor-0123456789ab-counter.7"), "{screen}");
+}
