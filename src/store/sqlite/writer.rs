@@ -29,7 +29,7 @@ pub enum Write {
         generation: Option<u64>,
         // Boxed: it is several times larger than every other write.
         update: Box<Update>,
-        /// Whether the caller is told of the write only once it is on disk.
+        /// Whether the caller is notified of the write only once it is on disk.
         durable: bool,
         reply: oneshot::Sender<StoreResult<()>>,
     },
@@ -56,8 +56,8 @@ pub enum Write {
 }
 
 impl Write {
-    /// Whether the write is acknowledged to someone as saved, so its commit must reach the
-    /// disk first. A wake's start, status changes, activity counts and events need not: the
+    /// Returns whether the write is acknowledged to someone as saved, so its commit must reach
+    /// the disk first. A wake's start, status changes, activity counts and events need not. The
     /// next durable commit syncs the whole write-ahead log, them included, and a crash before
     /// it loses only bookkeeping that nothing was acknowledged on.
     fn durable(&self) -> bool {
@@ -80,7 +80,7 @@ pub fn run(mut conn: Connection, jobs: mpsc::Receiver<Write>, path: PathBuf) {
                 Err(_) => break,
             }
         }
-        // `synchronous = FULL` fsyncs the log at each commit; NORMAL leaves that to the next
+        // `synchronous = FULL` fsyncs the log at each commit. NORMAL leaves that to the next
         // FULL commit, which covers everything written before it.
         let durable = batch.iter().any(Write::durable);
         if durable != syncing {
