@@ -290,15 +290,16 @@ async fn request_checks_name_the_value() {
         record["idle_timeout_overridden"], false,
         "rejected bodies changed nothing"
     );
-    let big = "x".repeat(2 * 1024 * 1024);
-    let response = server
-        .http
-        .put(server.url("/v1/objects/counter/c/idle-timeout"))
-        .body(big)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 413);
+    // Sent raw: the server answers before reading the body, so a client still writing
+    // 2 MiB would see its connection closed instead of the answer.
+    let oversized = raw(
+        server.port,
+        &format!(
+            "PUT /v1/objects/counter/c/idle-timeout HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\nContent-Length: 2097152\r\n\r\n"
+        ),
+    );
+    assert!(oversized.starts_with("HTTP/1.1 413"), "{oversized}");
+    assert!(oversized.contains("2097152"), "{oversized}");
 
     let client = torpor::api::Client::new(&server.url(""), Some(TOKEN)).unwrap();
     let _first = client.events(None).await.unwrap();
