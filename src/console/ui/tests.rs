@@ -51,6 +51,7 @@ fn record(class: &str, id: &str, status: Status) -> ObjectRecord {
             address: "127.0.0.1:40001".into(),
             container: None,
         }),
+        alarm: None,
     }
 }
 
