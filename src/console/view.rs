@@ -13,18 +13,20 @@ pub enum SortColumn {
     Status,
     HibernatesIn,
     Calls,
+    AlarmIn,
     Errors,
     LastCall,
     Storage,
 }
 
 impl SortColumn {
-    pub const ALL: [SortColumn; 8] = [
+    pub const ALL: [SortColumn; 9] = [
         SortColumn::Class,
         SortColumn::Id,
         SortColumn::Status,
         SortColumn::HibernatesIn,
         SortColumn::Calls,
+        SortColumn::AlarmIn,
         SortColumn::Errors,
         SortColumn::LastCall,
         SortColumn::Storage,
@@ -37,6 +39,7 @@ impl SortColumn {
             SortColumn::Status => "STATUS",
             SortColumn::HibernatesIn => "HIBERNATES IN",
             SortColumn::Calls => "CALLS",
+            SortColumn::AlarmIn => "ALARM IN",
             SortColumn::Errors => "ERRORS",
             SortColumn::LastCall => "LAST CALL",
             SortColumn::Storage => "STORAGE",
@@ -63,6 +66,16 @@ impl SortColumn {
                 (None, None) => Ordering::Equal,
             },
             SortColumn::Calls => a.calls.cmp(&b.calls),
+            // Objects without an alarm sort after those with one.
+            SortColumn::AlarmIn => {
+                let next = |o: &ObjectRecord| o.alarm.as_ref().map(|a| a.next_attempt_at);
+                match (next(a), next(b)) {
+                    (Some(x), Some(y)) => x.cmp(&y),
+                    (Some(_), None) => Ordering::Less,
+                    (None, Some(_)) => Ordering::Greater,
+                    (None, None) => Ordering::Equal,
+                }
+            }
             SortColumn::Errors => a.errors.cmp(&b.errors),
             SortColumn::LastCall => a.last_call_at.cmp(&b.last_call_at),
             SortColumn::Storage => a.storage_bytes.cmp(&b.storage_bytes),
