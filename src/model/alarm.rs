@@ -217,6 +217,15 @@ fn rfc3339_ms(value: &Value) -> Result<i64, String> {
 }
 
 impl AlarmHeader {
+    /// Parses a header value and resolves it against `now_ms`: the alarm it sets, or `None`
+    /// for `clear`.
+    pub fn resolve(value: &[u8], now_ms: i64) -> Result<Option<Alarm>, String> {
+        match AlarmHeader::parse(value)? {
+            AlarmHeader::Clear => Ok(None),
+            AlarmHeader::Set(request) => request.resolve(now_ms).map(Some),
+        }
+    }
+
     /// Parses a `torpor-alarm` header value: `clear`, or the JSON of [`AlarmRequest`].
     pub fn parse(value: &[u8]) -> Result<AlarmHeader, String> {
         let text = std::str::from_utf8(value)
@@ -337,6 +346,17 @@ mod tests {
                 every_ms: Some(100)
             }))
         );
+    }
+
+    #[test]
+    fn headers_resolve_against_the_clock() {
+        assert_eq!(AlarmHeader::resolve(b"clear", NOW), Ok(None));
+        let alarm = AlarmHeader::resolve(br#"{"in_ms": 5000}"#, NOW)
+            .unwrap()
+            .unwrap();
+        assert_eq!(alarm.at_ms(), NOW + 5000);
+        let err = AlarmHeader::resolve(br#"{"in_ms": 999999999999999}"#, NOW).unwrap_err();
+        assert!(err.contains("10 years"), "{err}");
     }
 
     #[test]

@@ -238,14 +238,8 @@ impl Inner {
         }
         let next = match &reply.alarm {
             None => alarm.after_success(now),
-            Some(raw) => match AlarmHeader::parse(raw) {
-                Ok(AlarmHeader::Clear) => None,
-                Ok(AlarmHeader::Set(request)) => match request.resolve(now) {
-                    Ok(next) => Some(next),
-                    Err(reason) => {
-                        return Err(self.invalid_alarm(slot, turn, method, raw, reason).await);
-                    }
-                },
+            Some(raw) => match AlarmHeader::resolve(raw, now) {
+                Ok(next) => next,
                 Err(reason) => {
                     return Err(self.invalid_alarm(slot, turn, method, raw, reason).await);
                 }
@@ -277,37 +271,40 @@ impl Inner {
         let Some(raw) = &reply.alarm else {
             return Ok(None);
         };
-        let request = match AlarmHeader::parse(raw) {
-            Ok(AlarmHeader::Set(request)) => request,
-            Ok(AlarmHeader::Clear) => {
+        let alarm = match AlarmHeader::resolve(raw, now) {
+            Ok(alarm) => alarm,
+            Err(reason) => return Err(self.invalid_alarm(slot, turn, method, raw, reason).await),
+        };
+        let change = match alarm {
+            Some(alarm) => AlarmChange {
+                event: EventKind::AlarmSet {
+                    scheduled_at: alarm.at,
+                    every_ms: alarm.every_ms,
+                    by: AlarmSource::Handler,
+                },
+                alarm: Some(alarm),
+                object_error: None,
+            },
+            None => {
+                // Clearing an object that has no alarm changes nothing, so nothing is written.
                 let pending = slot
                     .live()
                     .record
                     .as_ref()
                     .is_some_and(|r| r.alarm.is_some());
-                return Ok(pending.then_some(AlarmChange {
+                if !pending {
+                    return Ok(None);
+                }
+                AlarmChange {
                     alarm: None,
                     event: EventKind::AlarmCleared {
                         by: AlarmSource::Handler,
                     },
                     object_error: None,
-                }));
+                }
             }
-            Err(reason) => return Err(self.invalid_alarm(slot, turn, method, raw, reason).await),
         };
-        let alarm = match request.resolve(now) {
-            Ok(alarm) => alarm,
-            Err(reason) => return Err(self.invalid_alarm(slot, turn, method, raw, reason).await),
-        };
-        Ok(Some(AlarmChange {
-            event: EventKind::AlarmSet {
-                scheduled_at: alarm.at,
-                every_ms: alarm.every_ms,
-                by: AlarmSource::Handler,
-            },
-            alarm: Some(alarm),
-            object_error: None,
-        }))
+        Ok(Some(change))
     }
 
     /// Fails a call whose response carried an invalid `torpor-alarm` header. Its changes
