@@ -104,6 +104,8 @@ impl Inner {
     /// fires; the alarm is checked again in the object's turn, since an operator or a call
     /// may have changed it meanwhile.
     pub(super) async fn deliver_alarm(self: &Arc<Self>, key: ObjectKey) {
+        // NOTE: the permit is held while the delivery waits for the object's turn, so alarms
+        // of objects busy with long calls can take every permit and delay other objects' alarms.
         let Ok(_permit) = Arc::clone(&self.alarm_permits).acquire_owned().await else {
             return;
         };
