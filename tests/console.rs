@@ -296,3 +296,73 @@ async fn read_only_console_changes_nothing() {
     tmux.send(&["q"]);
     assert_restored(&tmux);
 }
+
+#[tokio::test]
+async fn console_sets_and_clears_alarm() {
+    if !Tmux::available() {
+        eprintln!("skipping: tmux is not installed");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"), None).await;
+    server.call("counter", "alarmed", "increment", "").await;
+    let tmux = Tmux::start(
+        "alarm",
+        &console_command(&format!(
+            "--token {} --connect {}",
+            common::TOKEN,
+            server.url("")
+        )),
+    );
+    let screen = tmux.wait_for("alarmed");
+    assert!(
+        screen.contains("ALARM IN"),
+        "the alarm column is shown:\n{screen}"
+    );
+
+    tmux.send(&["a"]);
+    tmux.wait_for("alarm of counter/alarmed");
+    tmux.send(&["C-u"]);
+    tmux.send(&["-l", "10m"]);
+    tmux.send(&["Tab"]);
+    tmux.send(&["-l", "1h"]);
+    tmux.send(&["Enter"]);
+    tmux.wait_for("alarm of counter/alarmed set");
+    let (_, record) = server.get("/v1/objects/counter/alarmed").await;
+    assert_eq!(record["alarm"]["every_ms"], 3_600_000, "{record}");
+    let screen = tmux.wait_for("9m5");
+    let row = screen
+        .lines()
+        .find(|line| line.contains("alarmed"))
+        .unwrap();
+    assert!(
+        row.contains("9m5"),
+        "the row counts down to the alarm: {row}"
+    );
+    tmux.wait_for("by the operator");
+
+    tmux.send(&["A"]);
+    tmux.wait_for("Clear the alarm of counter/alarmed?");
+    tmux.send(&["y"]);
+    tmux.wait_for("alarm of counter/alarmed cleared");
+    let (_, record) = server.get("/v1/objects/counter/alarmed").await;
+    assert!(record.get("alarm").is_none(), "{record}");
+
+    // The counter has no alarm method, so a delivery fails and shows in the event pane.
+    tmux.send(&["a"]);
+    tmux.wait_for("alarm of counter/alarmed");
+    tmux.send(&["C-u"]);
+    tmux.send(&["-l", "0s"]);
+    tmux.send(&["Enter"]);
+    tmux.wait_for("failed, attempt 1");
+    let (_, record) = server.get("/v1/objects/counter/alarmed").await;
+    let error = record["alarm"]["last_error"].as_str().unwrap_or_default();
+    assert!(error.contains("HTTP 404"), "{record}");
+    tmux.send(&["A"]);
+    tmux.wait_for("Clear the alarm of counter/alarmed?");
+    tmux.send(&["y"]);
+    tmux.wait_for("alarm of counter/alarmed cleared");
+
+    tmux.send(&["q"]);
+    assert_restored(&tmux);
+}

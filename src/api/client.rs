@@ -1,6 +1,8 @@
 //! A client for the torpor API, used by the command-line subcommands and the console's
 //! remote mode.
 
+mod alarms;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;

@@ -2,6 +2,7 @@
 //! subcommands and the console's remote mode use (reqwest). Both speak the JSON types in
 //! [`types`].
 
+mod alarms;
 pub mod auth;
 pub mod client;
 mod error;

@@ -52,6 +52,21 @@ impl Params {
         }
     }
 
+    /// The `limit` of a listing page: 1 to `max` (`limits.max_page_size`), 100 or `max` when
+    /// absent, whichever is smaller.
+    pub fn page_limit(&self, max: usize) -> Result<usize, ApiError> {
+        let limit = self.number("limit")?.unwrap_or(max.min(100) as u64);
+        if limit == 0 || limit > max as u64 {
+            return Err(ApiError::bad_request(
+                "invalid_limit",
+                format!(
+                    "limit {limit} is out of range; it must be between 1 and {max} (limits.max_page_size)"
+                ),
+            ));
+        }
+        Ok(limit as usize)
+    }
+
     pub fn flag(&self, name: &str) -> Result<bool, ApiError> {
         match self.text(name) {
             None | Some("false") => Ok(false),

@@ -19,7 +19,7 @@ use crate::model::{ClassName, MethodName, ObjectKey, ObjectRecord, Status};
 use crate::runtime::CallRequest;
 use crate::store::ListQuery;
 
-type ApiResult<T> = Result<T, ApiError>;
+pub(super) type ApiResult<T> = Result<T, ApiError>;
 
 /// The most of a sandbox log one request returns.
 const MAX_LOG_BYTES: u64 = 1024 * 1024;
@@ -28,13 +28,15 @@ fn path_error(rejection: PathRejection) -> ApiError {
     ApiError::bad_request("invalid_path", format!("invalid path: {rejection}"))
 }
 
-fn object_key(path: Result<Path<(String, String)>, PathRejection>) -> ApiResult<ObjectKey> {
+pub(super) fn object_key(
+    path: Result<Path<(String, String)>, PathRejection>,
+) -> ApiResult<ObjectKey> {
     let Path((class, id)) = path.map_err(path_error)?;
     Ok(ObjectKey::parse(&class, &id)?)
 }
 
 /// Reads a body the extractor already bounded, turning its rejection into 413 or 400.
-fn body(
+pub(super) fn body(
     body: Result<Bytes, BytesRejection>,
     headers: &HeaderMap,
     limit: usize,
@@ -93,16 +95,7 @@ pub async fn list(
     RawQuery(query): RawQuery,
 ) -> ApiResult<Json<ObjectPage>> {
     let params = Params::parse(query.as_deref(), &["class", "status", "limit", "after"])?;
-    let max = state.runtime.config().limits.max_page_size;
-    let limit = params.number("limit")?.unwrap_or(max.min(100) as u64);
-    if limit == 0 || limit > max as u64 {
-        return Err(ApiError::bad_request(
-            "invalid_limit",
-            format!(
-                "limit {limit} is out of range; it must be between 1 and {max} (limits.max_page_size)"
-            ),
-        ));
-    }
+    let limit = params.page_limit(state.runtime.config().limits.max_page_size)?;
     let class = params.text("class").map(ClassName::parse).transpose()?;
     let status = match params.text("status") {
         Some(status) => Some(
@@ -128,7 +121,7 @@ pub async fn list(
         class: class.map(|c| c.to_string()),
         status,
         after,
-        limit: limit as usize,
+        limit,
     };
     let listing = state.runtime.list(&query).await?;
     Ok(Json(ObjectPage {

@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 use tower_http::timeout::RequestBodyTimeoutLayer;
 
 use super::auth::{self, AuthSetup, Tokens};
-use super::{listen, routes, sse};
+use super::{alarms, listen, routes, sse};
 use crate::runtime::Runtime;
 
 #[derive(Clone)]
@@ -70,6 +70,11 @@ pub fn router(state: AppState) -> Router {
             put(routes::set_idle_timeout),
         )
         .route("/v1/objects/{class}/{id}/logs", get(routes::logs))
+        .route(
+            "/v1/objects/{class}/{id}/alarm",
+            put(alarms::set).delete(alarms::clear),
+        )
+        .route("/v1/alarms", get(alarms::list))
         .fallback(routes::not_found)
         .method_not_allowed_fallback(routes::method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))

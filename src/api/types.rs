@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{ClassConfig, Handler};
 use crate::model::ObjectRecord;
+use crate::model::alarm::PendingAlarm;
 
 /// A class as `GET /v1/classes` shows it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -22,6 +23,12 @@ pub struct ClassInfo {
     pub vcpus: f64,
     pub max_processes: u64,
     pub network: bool,
+    #[serde(default)]
+    pub alarm_retry_ms: u64,
+    #[serde(default)]
+    pub alarm_retry_max_ms: u64,
+    #[serde(default)]
+    pub alarm_max_attempts: u32,
 }
 
 impl From<&ClassConfig> for ClassInfo {
@@ -59,6 +66,9 @@ impl From<&ClassConfig> for ClassInfo {
             vcpus: class.vcpus,
             max_processes: class.max_processes,
             network: class.network,
+            alarm_retry_ms: class.alarm_retry.as_millis() as u64,
+            alarm_retry_max_ms: class.alarm_retry_max.as_millis() as u64,
+            alarm_max_attempts: class.alarm_max_attempts,
         }
     }
 }
@@ -107,4 +117,26 @@ pub struct ErrorDetail {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct IdleTimeoutBody {
     pub idle_timeout_ms: Option<u64>,
+}
+
+/// `PUT /v1/objects/{class}/{id}/alarm`: exactly one of `in_ms`, `at_ms` or `at` (RFC 3339),
+/// and `every_ms` for a recurring alarm.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AlarmBody {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub in_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub every_ms: Option<u64>,
+}
+
+/// `GET /v1/alarms`: pending alarms, soonest next attempt first.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AlarmPage {
+    pub alarms: Vec<PendingAlarm>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
 }

@@ -1,11 +1,12 @@
 //! `torpor bench`: starts servers on a temporary data directory and measures the built-in
 //! counter: warm calls through torpor against the same calls sent straight to the handler, in
-//! both durability modes; wakes; hibernation lateness; a stampede on hibernated objects; and
-//! listing and memory with a large store. Prints a table, or JSON with `--json`.
+//! both durability modes; wakes; hibernation and alarm lateness; a stampede on hibernated
+//! objects; and listing and memory with a large store. Prints a table, or JSON with `--json`.
 //!
 //! The load generator runs in this process and the server in another, on the same machine,
 //! so on a small machine they compete for the same cores: compare ratios within one run.
 
+mod alarms;
 mod containers;
 pub mod load;
 mod scenarios;
@@ -31,6 +32,7 @@ struct Sizes {
     warm_wakes: usize,
     container_wakes: usize,
     idle_objects: usize,
+    alarms: usize,
     stampede: usize,
     stored: usize,
 }
@@ -44,6 +46,7 @@ const QUICK: Sizes = Sizes {
     warm_wakes: 10,
     container_wakes: 10,
     idle_objects: 40,
+    alarms: 60,
     stampede: 200,
     stored: 20_000,
 };
@@ -57,6 +60,7 @@ const FULL: Sizes = Sizes {
     warm_wakes: 50,
     container_wakes: 50,
     idle_objects: 300,
+    alarms: 300,
     stampede: 1000,
     stored: 100_000,
 };
@@ -104,6 +108,8 @@ pub struct Report {
     pub warm_wake: Latency,
     pub first_call: Latency,
     pub hibernation_lateness: Latency,
+    /// Delivery time minus scheduled time of alarms on hibernated objects.
+    pub alarm_lateness: Latency,
     pub stampede_objects: usize,
     pub stampede_ms: f64,
     pub stampede_failed: usize,
@@ -251,6 +257,11 @@ async fn measure(
     progress("hibernation lateness");
     let lateness =
         Latency::of(&scenarios::hibernation_lateness(&server, sizes.idle_objects).await?);
+    progress(&format!(
+        "alarm lateness over {} hibernated objects",
+        sizes.alarms
+    ));
+    let alarm_lateness = Latency::of(&alarms::alarm_lateness(&server, sizes.alarms).await?);
     progress(&format!("stampede of {} objects", sizes.stampede));
     let (stampede, stampede_failed) = scenarios::stampede(&server, sizes.stampede).await?;
     server.stop();
@@ -289,6 +300,7 @@ async fn measure(
         warm_wake,
         first_call,
         hibernation_lateness: lateness,
+        alarm_lateness,
         stampede_objects: sizes.stampede,
         stampede_ms: stampede.as_secs_f64() * 1000.0,
         stampede_failed,
@@ -389,6 +401,15 @@ fn print_table(report: &Report) {
         "hibernation lateness",
         ms(report.hibernation_lateness.p50_us),
         ms(report.hibernation_lateness.p99_us)
+    );
+    let label = format!(
+        "alarm lateness, {} hibernated objects",
+        report.alarm_lateness.count
+    );
+    println!(
+        "{label:<44} {:>14} {:>14}",
+        ms(report.alarm_lateness.p50_us),
+        ms(report.alarm_lateness.p99_us)
     );
     println!();
     println!(

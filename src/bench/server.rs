@@ -37,6 +37,10 @@ warm_for = "0s"
 builtin = "counter"
 idle_timeout = "150ms"
 warm_for = "10m"
+[classes.session]
+builtin = "session"
+idle_timeout = "10m"
+warm_for = "0s"
 "#
     )
 }

@@ -11,7 +11,7 @@ use crate::model::{ObjectKey, ObjectRecord};
 
 impl ServerArg {
     /// Builds a client of this server with the token `args` select.
-    fn client(&self, args: &Args) -> anyhow::Result<crate::api::Client> {
+    pub(super) fn client(&self, args: &Args) -> anyhow::Result<crate::api::Client> {
         args.client_token(&self.server).client(&self.server)
     }
 }
@@ -105,6 +105,12 @@ pub async fn run(command: Command, args: &Args) -> anyhow::Result<ExitCode> {
             print!("{text}");
             Ok(ExitCode::SUCCESS)
         }
+        Command::Alarm { action } => super::alarms::run_action(action, args).await,
+        Command::Alarms {
+            class,
+            json,
+            server,
+        } => super::alarms::list(class, json, &server, args).await,
         Command::Bench { .. } | Command::Load { .. } => {
             unreachable!("handled before the async runtime starts")
         }

@@ -2,6 +2,7 @@
 //! API headless, `--connect` opens the console on a server, and the subcommands are a
 //! scriptable client of a server.
 
+mod alarms;
 mod client;
 mod internal;
 mod token;
@@ -169,8 +170,23 @@ pub enum Command {
         #[command(flatten)]
         server: ServerArg,
     },
-    /// Measure the built-in counter: warm calls, throughput, wakes, hibernation lateness, a
-    /// stampede and a large store, on a temporary data directory.
+    /// Set or clear an object's alarm.
+    Alarm {
+        #[command(subcommand)]
+        action: alarms::AlarmAction,
+    },
+    /// List pending alarms, soonest first.
+    Alarms {
+        #[arg(long)]
+        class: Option<String>,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        server: ServerArg,
+    },
+    /// Measure the built-in counter: warm calls, throughput, wakes, hibernation and alarm
+    /// lateness, a stampede and a large store, on a temporary data directory.
     Bench {
         /// A short run (well under a minute) for CI.
         #[arg(long)]

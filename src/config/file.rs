@@ -61,6 +61,7 @@ pub struct LimitsSection {
     pub max_active_objects: Option<u64>,
     pub max_connections: Option<u64>,
     pub max_warm_objects: Option<u64>,
+    pub max_alarm_deliveries: Option<u64>,
 }
 
 /// Settings a class may set, and `[defaults]` may set for every class.
@@ -87,6 +88,11 @@ pub struct ClassSettings {
     pub network: Option<bool>,
     #[serde(default, with = "humantime_serde")]
     pub warm_for: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    pub alarm_retry: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    pub alarm_retry_max: Option<Duration>,
+    pub alarm_max_attempts: Option<u64>,
 }
 
 /// One `[classes.NAME]` table. The settings are repeated from [`ClassSettings`] rather than
@@ -122,6 +128,11 @@ pub struct ClassSection {
     pub network: Option<bool>,
     #[serde(default, with = "humantime_serde")]
     pub warm_for: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    pub alarm_retry: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    pub alarm_retry_max: Option<Duration>,
+    pub alarm_max_attempts: Option<u64>,
 }
 
 impl ClassSection {
@@ -150,6 +161,9 @@ impl ClassSection {
             max_processes: self.max_processes.or(defaults.max_processes),
             network: self.network.or(defaults.network),
             warm_for: self.warm_for.or(defaults.warm_for),
+            alarm_retry: self.alarm_retry.or(defaults.alarm_retry),
+            alarm_retry_max: self.alarm_retry_max.or(defaults.alarm_retry_max),
+            alarm_max_attempts: self.alarm_max_attempts.or(defaults.alarm_max_attempts),
         }
     }
 }

@@ -69,6 +69,8 @@ pub struct Limits {
     pub max_connections: usize,
     /// Most hibernated sandboxes kept frozen in the warm tier; more are stopped.
     pub max_warm_objects: usize,
+    /// Maximum number of alarm deliveries running at once; more due alarms wait their turn.
+    pub max_alarm_deliveries: usize,
 }
 
 /// What runs in an object's sandbox.
@@ -145,6 +147,25 @@ pub struct ClassConfig {
     /// by thawing instead of starting it again; zero stops it at once.
     #[serde(with = "humantime_serde")]
     pub warm_for: Duration,
+    /// Pause before the first retry of a failed alarm delivery; it doubles with each failure.
+    #[serde(with = "humantime_serde")]
+    pub alarm_retry: Duration,
+    /// Maximum pause between alarm delivery retries.
+    #[serde(with = "humantime_serde")]
+    pub alarm_retry_max: Duration,
+    /// Delivery attempts a scheduled alarm gets before it is given up.
+    pub alarm_max_attempts: u32,
+}
+
+impl ClassConfig {
+    /// Returns how this class's failed alarm deliveries are retried.
+    pub fn alarm_retry_policy(&self) -> crate::model::alarm::RetryPolicy {
+        crate::model::alarm::RetryPolicy {
+            first_ms: self.alarm_retry.as_millis() as u64,
+            max_ms: self.alarm_retry_max.as_millis() as u64,
+            max_attempts: self.alarm_max_attempts,
+        }
+    }
 }
 
 /// Who sandboxes run as when the runtime runs as root.

@@ -127,6 +127,18 @@ fn bad_values_are_named() {
             "unreachable",
         ),
         ("[container]\nsockett = \"x\"", "sockett"),
+        (
+            "[classes.a]\nbuiltin = \"kv\"\nalarm_max_attempts = 0",
+            "alarm_max_attempts = 0 is out of range",
+        ),
+        (
+            "[defaults]\nalarm_retry = \"5s\"\nalarm_retry_max = \"1s\"",
+            "alarm_retry_max = 1s is out of range",
+        ),
+        (
+            "[limits]\nmax_alarm_deliveries = 0",
+            "limits.max_alarm_deliveries = 0 is out of range",
+        ),
     ];
     for (text, expected) in cases {
         let err = error_of(text);
@@ -175,4 +187,30 @@ fn relative_config_path_gives_absolute_commands() {
     assert!(script.is_absolute(), "{argv:?}");
     assert!(script.ends_with("assets/classes/notes.py"), "{argv:?}");
     assert!(script.exists(), "{argv:?}");
+}
+
+#[test]
+fn alarm_settings_default_and_override() {
+    let config = parse(
+        r#"
+        [defaults]
+        alarm_retry = "200ms"
+        [classes.a]
+        builtin = "session"
+        alarm_max_attempts = 3
+        "#,
+    )
+    .unwrap();
+    let a = config.class(&ClassName::parse("a").unwrap()).unwrap();
+    assert_eq!(a.alarm_retry, Duration::from_millis(200));
+    assert_eq!(a.alarm_retry_max, Duration::from_secs(60));
+    assert_eq!(a.alarm_max_attempts, 3);
+    assert_eq!(config.limits.max_alarm_deliveries, 32);
+    let builtin = Config::builtin();
+    let session = builtin
+        .class(&ClassName::parse("session").unwrap())
+        .unwrap();
+    assert_eq!(session.handler, Handler::Builtin("session".into()));
+    assert_eq!(session.alarm_max_attempts, 6);
+    assert_eq!(session.alarm_retry, Duration::from_secs(1));
 }

@@ -33,6 +33,9 @@ const DEFAULT_MEMORY_MB: u64 = 256;
 const DEFAULT_VCPUS: f64 = 1.0;
 const DEFAULT_MAX_PROCESSES: u64 = 64;
 const DEFAULT_WARM_FOR: Duration = Duration::from_secs(60);
+const DEFAULT_ALARM_RETRY: Duration = Duration::from_secs(1);
+const DEFAULT_ALARM_RETRY_MAX: Duration = Duration::from_secs(60);
+const DEFAULT_ALARM_MAX_ATTEMPTS: u64 = 6;
 
 pub fn validate(raw: ConfigFile, base: &Path) -> anyhow::Result<Config> {
     let runtime = runtime_settings(&raw)?;
@@ -179,6 +182,13 @@ fn limits(raw: &LimitsSection) -> anyhow::Result<Limits> {
             0,
             1_000_000,
         )?,
+        max_alarm_deliveries: int_in(
+            "limits.max_alarm_deliveries",
+            raw.max_alarm_deliveries,
+            32,
+            1,
+            100_000,
+        )?,
     })
 }
 
@@ -224,6 +234,27 @@ fn class_config(
         hibernate_retry,
         Duration::from_secs(86_400),
     )?;
+    let alarm_retry = duration_in(
+        "alarm_retry",
+        settings.alarm_retry,
+        DEFAULT_ALARM_RETRY,
+        Duration::from_millis(10),
+        Duration::from_secs(3600),
+    )?;
+    let alarm_retry_max = duration_in(
+        "alarm_retry_max",
+        settings.alarm_retry_max,
+        DEFAULT_ALARM_RETRY_MAX.max(alarm_retry),
+        alarm_retry,
+        Duration::from_secs(86_400),
+    )?;
+    let alarm_max_attempts = int_in(
+        "alarm_max_attempts",
+        settings.alarm_max_attempts,
+        DEFAULT_ALARM_MAX_ATTEMPTS,
+        1,
+        100,
+    )? as u32;
     Ok(ClassConfig {
         name: class,
         inherit_socket: section
@@ -310,6 +341,9 @@ fn class_config(
             Duration::ZERO,
             Duration::from_secs(3600),
         )?,
+        alarm_retry,
+        alarm_retry_max,
+        alarm_max_attempts,
     })
 }
 

@@ -13,6 +13,7 @@ use super::dialogs::Dialog;
 use super::fleet::Fleet;
 use super::source::{CallResult, Feed};
 use super::view::{self, Filter, Sort};
+use crate::model::alarm::{ALARM_METHOD, AlarmRequest};
 use crate::model::{Event, EventKind, ObjectKey, ObjectRecord};
 
 /// Events kept for the event pane.
@@ -90,6 +91,11 @@ pub enum Action {
         key: ObjectKey,
         timeout: Option<Duration>,
     },
+    SetAlarm {
+        key: ObjectKey,
+        request: AlarmRequest,
+    },
+    ClearAlarm(ObjectKey),
     /// Fetch the object's record with its storage.
     LoadDetail(ObjectKey),
     LoadLog(ObjectKey),
@@ -326,6 +332,19 @@ impl App {
             EventKind::CallFailed { method, error } => CallEntry {
                 at: event.at,
                 method: method.clone(),
+                outcome: Err(error.clone()),
+                duration_ms: None,
+            },
+            // Alarm deliveries are calls of the `alarm` method, reported by their own events.
+            EventKind::AlarmDelivered { status, .. } => CallEntry {
+                at: event.at,
+                method: ALARM_METHOD.into(),
+                outcome: Ok(*status),
+                duration_ms: None,
+            },
+            EventKind::AlarmFailed { error, .. } => CallEntry {
+                at: event.at,
+                method: ALARM_METHOD.into(),
                 outcome: Err(error.clone()),
                 duration_ms: None,
             },

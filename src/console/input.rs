@@ -5,6 +5,7 @@ use tui_input::Input;
 use tui_input::backend::crossterm::EventHandler;
 
 use super::app::{Action, App, DetailTab, Focus};
+use super::dialogs::alarm::AlarmDialog;
 use super::dialogs::call::CallDialog;
 use super::dialogs::confirm::ConfirmDialog;
 use super::dialogs::create::CreateDialog;
@@ -78,7 +79,9 @@ pub fn on_key(app: &mut App, key: KeyEvent) -> Option<Action> {
         KeyCode::Char(digit @ '1'..='4') => {
             show_tab(app, DetailTab::ALL[digit as usize - '1' as usize])
         }
-        KeyCode::Char('c' | 'n' | 'h' | 'H' | 'w' | 'd' | 'i') => operator_action(app, key.code),
+        KeyCode::Char('c' | 'n' | 'h' | 'H' | 'w' | 'd' | 'i' | 'a' | 'A') => {
+            operator_action(app, key.code)
+        }
         _ => match app.focus {
             Focus::Objects => move_in_table(app, key.code),
             Focus::Detail => move_in_detail(app, key.code),
@@ -158,6 +161,7 @@ fn operator_action(app: &mut App, code: KeyCode) -> Option<Action> {
     };
     let key = object.key();
     let idle = std::time::Duration::from_millis(object.idle_timeout_ms);
+    let alarm = object.alarm.clone();
     match code {
         KeyCode::Char('c') => {
             app.dialog = Some(Dialog::Call(CallDialog::new(key, app.call_history.clone())))
@@ -183,6 +187,21 @@ fn operator_action(app: &mut App, code: KeyCode) -> Option<Action> {
             )));
         }
         KeyCode::Char('i') => app.dialog = Some(Dialog::IdleTimeout(IdleDialog::new(key, idle))),
+        KeyCode::Char('a') => {
+            let dialog = AlarmDialog::new(key, alarm.as_ref(), chrono::Utc::now());
+            app.dialog = Some(Dialog::Alarm(dialog));
+        }
+        KeyCode::Char('A') if alarm.is_none() => {
+            app.message = Some((format!("{key} has no alarm to clear"), true));
+        }
+        KeyCode::Char('A') => {
+            let question = format!("Clear the alarm of {key}? It will not be delivered.");
+            app.dialog = Some(Dialog::Confirm(ConfirmDialog::new(
+                "clear alarm",
+                question,
+                Action::ClearAlarm(key),
+            )));
+        }
         _ => {}
     }
     None

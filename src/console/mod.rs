@@ -147,7 +147,7 @@ fn next_tick(app: &App) -> Option<Duration> {
     let visible = app.rows.iter().skip(app.table_offset.get()).take(200);
     let counting = visible
         .map(|&i| &app.objects[i])
-        .any(|o| o.hibernate_at.is_some() || o.last_call_at.is_some());
+        .any(|o| o.hibernate_at.is_some() || o.last_call_at.is_some() || o.alarm.is_some());
     if !counting && !app.fleet.active(now) {
         return None;
     }
@@ -211,6 +211,20 @@ async fn perform(source: Source, action: Action, done: mpsc::UnboundedSender<Act
                 .await
                 .map(|_| ())
                 .map_err(action_failure),
+        },
+        Action::SetAlarm { key, request } => ActionResult::Done {
+            done: format!("alarm of {key} set"),
+            attempt: format!("set the alarm of {key}"),
+            result: source
+                .set_alarm(&key, request)
+                .await
+                .map(|_| ())
+                .map_err(action_failure),
+        },
+        Action::ClearAlarm(key) => ActionResult::Done {
+            done: format!("alarm of {key} cleared"),
+            attempt: format!("clear the alarm of {key}"),
+            result: source.clear_alarm(&key).await.map_err(action_failure),
         },
         Action::LoadDetail(key) => {
             ActionResult::Detail(source.show(&key).await.map(Box::new).map_err(text))

@@ -9,6 +9,8 @@ use tokio::sync::mpsc;
 
 use crate::api::Client;
 use crate::api::client::{ClientError, StreamItem};
+use crate::api::types::AlarmBody;
+use crate::model::alarm::{AlarmRequest, AlarmTime};
 use crate::model::{Event, MethodName, ObjectKey, ObjectRecord};
 use crate::runtime::{CallRequest, Runtime};
 use crate::store::ListQuery;
@@ -137,6 +139,34 @@ impl Source {
             Source::Remote(client) => Ok(client
                 .set_idle_timeout(key, timeout.map(|t| t.as_millis() as u64))
                 .await?),
+        }
+    }
+
+    pub async fn set_alarm(
+        &self,
+        key: &ObjectKey,
+        request: AlarmRequest,
+    ) -> anyhow::Result<ObjectRecord> {
+        match self {
+            Source::Embedded(runtime) => Ok(runtime.set_alarm(key, request).await?),
+            Source::Remote(client) => {
+                let mut body = AlarmBody {
+                    every_ms: request.every_ms,
+                    ..AlarmBody::default()
+                };
+                match request.time {
+                    AlarmTime::In(ms) => body.in_ms = Some(ms),
+                    AlarmTime::At(ms) => body.at_ms = Some(ms.max(0) as u64),
+                }
+                Ok(client.set_alarm(key, &body).await?)
+            }
+        }
+    }
+
+    pub async fn clear_alarm(&self, key: &ObjectKey) -> anyhow::Result<()> {
+        match self {
+            Source::Embedded(runtime) => Ok(runtime.clear_alarm(key).await?),
+            Source::Remote(client) => Ok(client.clear_alarm(key).await?),
         }
     }
 

@@ -13,18 +13,20 @@ pub enum SortColumn {
     Status,
     HibernatesIn,
     Calls,
+    AlarmIn,
     Errors,
     LastCall,
     Storage,
 }
 
 impl SortColumn {
-    pub const ALL: [SortColumn; 8] = [
+    pub const ALL: [SortColumn; 9] = [
         SortColumn::Class,
         SortColumn::Id,
         SortColumn::Status,
         SortColumn::HibernatesIn,
         SortColumn::Calls,
+        SortColumn::AlarmIn,
         SortColumn::Errors,
         SortColumn::LastCall,
         SortColumn::Storage,
@@ -37,6 +39,7 @@ impl SortColumn {
             SortColumn::Status => "STATUS",
             SortColumn::HibernatesIn => "HIBERNATES IN",
             SortColumn::Calls => "CALLS",
+            SortColumn::AlarmIn => "ALARM IN",
             SortColumn::Errors => "ERRORS",
             SortColumn::LastCall => "LAST CALL",
             SortColumn::Storage => "STORAGE",
@@ -55,18 +58,26 @@ impl SortColumn {
             SortColumn::Class => Ordering::Equal,
             SortColumn::Id => a.id.cmp(&b.id),
             SortColumn::Status => a.status.cmp(&b.status),
-            // Objects without a deadline sort after those with one.
-            SortColumn::HibernatesIn => match (a.hibernate_at, b.hibernate_at) {
-                (Some(x), Some(y)) => x.cmp(&y),
-                (Some(_), None) => Ordering::Less,
-                (None, Some(_)) => Ordering::Greater,
-                (None, None) => Ordering::Equal,
-            },
+            SortColumn::HibernatesIn => soonest_first(a.hibernate_at, b.hibernate_at),
             SortColumn::Calls => a.calls.cmp(&b.calls),
+            SortColumn::AlarmIn => {
+                let next = |o: &ObjectRecord| o.alarm.as_ref().map(|a| a.next_attempt_at);
+                soonest_first(next(a), next(b))
+            }
             SortColumn::Errors => a.errors.cmp(&b.errors),
             SortColumn::LastCall => a.last_call_at.cmp(&b.last_call_at),
             SortColumn::Storage => a.storage_bytes.cmp(&b.storage_bytes),
         }
+    }
+}
+
+/// Orders times soonest first, with objects that have none after those that do.
+fn soonest_first<T: Ord>(a: Option<T>, b: Option<T>) -> Ordering {
+    match (a, b) {
+        (Some(x), Some(y)) => x.cmp(&y),
+        (Some(_), None) => Ordering::Less,
+        (None, Some(_)) => Ordering::Greater,
+        (None, None) => Ordering::Equal,
     }
 }
 

@@ -7,6 +7,7 @@
 
 mod counter;
 mod kv;
+mod session;
 
 use std::os::fd::FromRawFd;
 use std::sync::{Arc, Mutex};
@@ -21,7 +22,7 @@ use axum::routing::{get, post};
 use serde_json::{Value, json};
 
 /// The names `builtin = "…"` accepts.
-pub const BUILTIN_CLASSES: &[&str] = &["counter", "kv"];
+pub const BUILTIN_CLASSES: &[&str] = &["counter", "kv", "session"];
 
 /// A built-in class: how it answers a method call, and what storage it accepts.
 pub trait BuiltinClass: Send + Sync + 'static {
@@ -33,6 +34,17 @@ pub trait BuiltinClass: Send + Sync + 'static {
     fn call(&self, storage: &mut Value, method: &str, body: &[u8]) -> (StatusCode, Value);
     /// Whether `method` may change storage.
     fn changes_storage(&self, method: &str) -> bool;
+    /// Runs `method` like [`BuiltinClass::call`], and returns the `torpor-alarm` header to
+    /// answer with, if any.
+    fn call_with_alarm(
+        &self,
+        storage: &mut Value,
+        method: &str,
+        body: &[u8],
+    ) -> (StatusCode, Value, Option<String>) {
+        let (status, value) = self.call(storage, method, body);
+        (status, value, None)
+    }
 }
 
 /// Largest storage sent back in the `torpor-storage` header; larger storage is left for the
@@ -43,6 +55,7 @@ fn class_by_name(name: &str) -> Option<Arc<dyn BuiltinClass>> {
     match name {
         "counter" => Some(Arc::new(counter::Counter)),
         "kv" => Some(Arc::new(kv::Kv)),
+        "session" => Some(Arc::new(session::Session)),
         _ => None,
     }
 }
@@ -157,8 +170,13 @@ async fn write_storage(State(host): State<Shared>, body: Bytes) -> Response {
 
 async fn call(State(host): State<Shared>, Path(method): Path<String>, body: Bytes) -> Response {
     let mut storage = lock(&host);
-    let (status, value) = host.class.call(&mut storage, &method, &body);
+    let (status, value, alarm) = host.class.call_with_alarm(&mut storage, &method, &body);
     let mut response = json_response(status, &value);
+    if let Some(value) = alarm.and_then(|text| axum::http::HeaderValue::from_str(&text).ok()) {
+        response
+            .headers_mut()
+            .insert(crate::model::alarm::ALARM_HEADER, value);
+    }
     // Saves the runtime a GET /__storage after the call: "unchanged", or the storage itself.
     let hint = if host.class.changes_storage(&method) {
         Some(storage.to_string()).filter(|text| text.len() <= MAX_STORAGE_HEADER_BYTES)

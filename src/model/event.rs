@@ -66,6 +66,63 @@ pub enum EventKind {
         idle_timeout_ms: u64,
     },
     Deleted,
+    /// The object's alarm was set or replaced. (Named `scheduled_at` because the event's own
+    /// `at` is the time of the change.)
+    AlarmSet {
+        scheduled_at: DateTime<Utc>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        every_ms: Option<u64>,
+        by: AlarmSource,
+    },
+    AlarmCleared {
+        by: AlarmSource,
+    },
+    /// The handler's `alarm` method returned 2xx. `late_ms` is the time the delivery was sent
+    /// minus `scheduled_at`, and `next_at` is the alarm pending afterwards, if any.
+    AlarmDelivered {
+        scheduled_at: DateTime<Utc>,
+        attempt: u32,
+        /// The handler's status, 200 to 299.
+        status: u16,
+        late_ms: f64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        next_at: Option<DateTime<Utc>>,
+    },
+    /// A delivery attempt failed. `retry_at` is set when the attempt will be repeated.
+    /// Otherwise the attempts ran out: `next_at` is then the next tick of a recurring alarm,
+    /// or absent for a one-shot alarm, which is dropped.
+    AlarmFailed {
+        scheduled_at: DateTime<Utc>,
+        attempt: u32,
+        error: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        retry_at: Option<DateTime<Utc>>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        next_at: Option<DateTime<Utc>>,
+    },
+}
+
+/// The origin of an alarm change: the object's handler, with the `torpor-alarm` response
+/// header, or an operator or client through the API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AlarmSource {
+    Handler,
+    Operator,
+}
+
+impl AlarmSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlarmSource::Handler => "handler",
+            AlarmSource::Operator => "operator",
+        }
+    }
+}
+
+/// Formats a time for event descriptions: UTC, to the millisecond.
+fn clock(at: &DateTime<Utc>) -> String {
+    at.format("%H:%M:%S%.3f").to_string()
 }
 
 impl EventKind {
@@ -85,6 +142,10 @@ impl EventKind {
             EventKind::Recovered => "recovered",
             EventKind::IdleTimeoutChanged { .. } => "idle_timeout_changed",
             EventKind::Deleted => "deleted",
+            EventKind::AlarmSet { .. } => "alarm_set",
+            EventKind::AlarmCleared { .. } => "alarm_cleared",
+            EventKind::AlarmDelivered { .. } => "alarm_delivered",
+            EventKind::AlarmFailed { .. } => "alarm_failed",
         }
     }
 
@@ -130,6 +191,58 @@ impl EventKind {
                 format!("idle timeout set to {idle_timeout_ms} ms")
             }
             EventKind::Deleted => "deleted".into(),
+            EventKind::AlarmSet {
+                scheduled_at,
+                every_ms: None,
+                by,
+            } => format!(
+                "alarm set for {} by the {}",
+                clock(scheduled_at),
+                by.as_str()
+            ),
+            EventKind::AlarmSet {
+                scheduled_at,
+                every_ms: Some(every),
+                by,
+            } => format!(
+                "alarm set for {}, every {every} ms, by the {}",
+                clock(scheduled_at),
+                by.as_str()
+            ),
+            EventKind::AlarmCleared { by } => format!("alarm cleared by the {}", by.as_str()),
+            EventKind::AlarmDelivered {
+                scheduled_at,
+                attempt,
+                late_ms,
+                next_at,
+                ..
+            } => {
+                let next = match next_at {
+                    Some(at) => format!("; next at {}", clock(at)),
+                    None => String::new(),
+                };
+                format!(
+                    "alarm for {} delivered, attempt {attempt}, {late_ms:.1} ms late{next}",
+                    clock(scheduled_at)
+                )
+            }
+            EventKind::AlarmFailed {
+                scheduled_at,
+                attempt,
+                error,
+                retry_at,
+                next_at,
+            } => {
+                let then = match (retry_at, next_at) {
+                    (Some(at), _) => format!("retry at {}", clock(at)),
+                    (None, Some(at)) => format!("attempts used up; next tick at {}", clock(at)),
+                    (None, None) => "attempts used up; the alarm is dropped".into(),
+                };
+                format!(
+                    "alarm for {} failed, attempt {attempt}, {then}: {error}",
+                    clock(scheduled_at)
+                )
+            }
         }
     }
 
@@ -141,6 +254,58 @@ impl EventKind {
                 | EventKind::HibernateFailed { .. }
                 | EventKind::CallFailed { .. }
                 | EventKind::SandboxExited { .. }
+                | EventKind::AlarmFailed { .. }
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The kind is flattened into the event, so a field of a kind named like one of the
+    /// event's own (`at`, `seq`, `class`, `id`, `object`) would be lost or duplicated.
+    #[test]
+    fn alarm_events_round_trip_through_json() {
+        let at = DateTime::from_timestamp_millis(1_800_000_000_000).unwrap();
+        let later = DateTime::from_timestamp_millis(1_800_000_060_000).unwrap();
+        let kinds = [
+            EventKind::AlarmSet {
+                scheduled_at: later,
+                every_ms: Some(1000),
+                by: AlarmSource::Handler,
+            },
+            EventKind::AlarmCleared {
+                by: AlarmSource::Operator,
+            },
+            EventKind::AlarmDelivered {
+                scheduled_at: later,
+                attempt: 2,
+                status: 204,
+                late_ms: 1.5,
+                next_at: Some(later),
+            },
+            EventKind::AlarmFailed {
+                scheduled_at: later,
+                attempt: 6,
+                error: "boom".into(),
+                retry_at: None,
+                next_at: None,
+            },
+        ];
+        for kind in kinds {
+            let event = Event {
+                seq: 7,
+                at,
+                kind,
+                object: None,
+                class: "session".into(),
+                id: "s1".into(),
+            };
+            let text = serde_json::to_string(&event).unwrap();
+            let back: Event = serde_json::from_str(&text).unwrap();
+            assert_eq!(back, event, "{text}");
+            assert!(!event.kind.describe().is_empty());
+        }
     }
 }

@@ -1,11 +1,13 @@
 //! Domain types shared by every part: object keys and names with their validation, lifecycle
-//! statuses, object records as the store and the API see them, and lifecycle events.
+//! statuses, object records as the store and the API see them, alarms, and lifecycle events.
 
+pub mod alarm;
 mod event;
 mod names;
 mod record;
 
-pub use event::{Event, EventKind};
+pub use alarm::Alarm;
+pub use event::{AlarmSource, Event, EventKind};
 pub use names::{ClassName, MethodName, NameError, ObjectId, ObjectKey};
 pub use record::{ObjectRecord, SandboxRef, Status, StatusParseError};
 

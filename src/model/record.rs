@@ -7,6 +7,7 @@ use std::str::FromStr;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::alarm::Alarm;
 use super::names::{ClassName, ObjectId, ObjectKey};
 
 /// Where an object is in its lifecycle.
@@ -128,6 +129,9 @@ pub struct ObjectRecord {
     pub last_error: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sandbox: Option<SandboxRef>,
+    /// The pending alarm, if one is set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alarm: Option<Alarm>,
 }
 
 impl ObjectRecord {

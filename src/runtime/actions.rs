@@ -53,8 +53,8 @@ impl Runtime {
         inner.get(key).await
     }
 
-    /// Stops the object's sandbox without saving, and removes its record, storage and logs.
-    /// A call running on it is aborted.
+    /// Stops the object's sandbox without saving, and removes its record, storage, alarm and
+    /// logs. A call running on it is aborted.
     pub async fn delete(&self, key: &ObjectKey) -> Result<(), RuntimeError> {
         let inner = &self.inner;
         let slot = inner.slot_for(key)?;
@@ -78,6 +78,7 @@ impl Runtime {
         };
 
         inner.store.delete(key).await?;
+        inner.alarms.clear(key.clone());
         if let Err(err) = inner
             .drivers
             .for_class_name(&inner.config, &key.class)

@@ -1,5 +1,6 @@
 //! Routing a call: wait for the object's turn, wake it if needed, forward the call, and in
 //! the default durability mode checkpoint its storage before the caller sees the response.
+//! Alarm deliveries take the same path, so they queue with the object's other calls.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -9,12 +10,13 @@ use bytes::Bytes;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::handler::{CallFailure, HandlerReply, StorageFailure, StorageHint};
+use super::delivery::Origin;
+use super::handler::{CallFailure, HandlerReply};
 use super::slot::{Slot, Turn};
 use super::{Inner, Runtime, RuntimeError};
 use crate::config::{ClassConfig, Durability};
-use crate::model::{EventKind, MethodName, ObjectKey, Status, now_ms};
-use crate::store::{StoreError, Update};
+use crate::model::alarm::ALARM_METHOD;
+use crate::model::{EventKind, MethodName, ObjectKey, now_ms};
 
 /// Time a refused connection is given to show up as a sandbox exit before it counts as a
 /// handler fault.
@@ -53,7 +55,7 @@ impl Runtime {
 }
 
 /// Counts a call as in flight, on its object and on the runtime, until dropped.
-struct InFlight {
+pub(super) struct InFlight {
     inner: Arc<Inner>,
     slot: Arc<Slot>,
 }
@@ -66,7 +68,7 @@ impl Drop for InFlight {
 }
 
 impl Inner {
-    fn enter_call(self: &Arc<Self>, slot: &Arc<Slot>) -> Result<InFlight, RuntimeError> {
+    pub(super) fn enter_call(self: &Arc<Self>, slot: &Arc<Slot>) -> Result<InFlight, RuntimeError> {
         {
             let mut live = slot.live();
             // One call runs; the rest of those in flight wait.
@@ -91,6 +93,11 @@ impl Inner {
         request: CallRequest,
     ) -> Result<CallReply, RuntimeError> {
         let class = self.class(&key.class)?;
+        if request.method.as_str() == ALARM_METHOD {
+            return Err(RuntimeError::ReservedMethod {
+                method: ALARM_METHOD.to_owned(),
+            });
+        }
         let limit = self.config.limits.max_request_bytes;
         if request.body.len() > limit {
             return Err(RuntimeError::BodyTooLarge {
@@ -119,10 +126,14 @@ impl Inner {
         self.ensure_loaded(&slot).await?;
         let outcome = match self.failed_while_waiting(&slot, &turn, wakes_before) {
             Some(failure) => Err(failure),
-            None => self.call_in_turn(&slot, &mut turn, &class, &request).await,
+            None => {
+                self.call_in_turn(&slot, &mut turn, &class, &request, &Origin::Caller)
+                    .await
+            }
         };
         let duration = started.elapsed();
-        self.finish_call(&slot, &turn, in_flight, &request.method, &outcome, duration);
+        let method = &request.method;
+        self.finish_call(&slot, &turn, in_flight, method, &outcome, duration, true);
         drop(turn);
         outcome.map(|reply| CallReply {
             status: reply.status,
@@ -157,12 +168,15 @@ impl Inner {
         })
     }
 
-    async fn call_in_turn(
+    /// Forwards the call in the object's turn, waking it first if needed, and checkpoints
+    /// its storage and any alarm change.
+    pub(super) async fn call_in_turn(
         self: &Arc<Self>,
         slot: &Slot,
         turn: &mut Turn,
         class: &Arc<ClassConfig>,
         request: &CallRequest,
+        origin: &Origin,
     ) -> Result<HandlerReply, RuntimeError> {
         let method = request.method.as_str();
         let failed = |reason: String| RuntimeError::SandboxFailed {
@@ -197,8 +211,22 @@ impl Inner {
             };
             let failure = match result {
                 Ok(reply) => {
-                    self.checkpoint_after(slot, turn, class, method, &reply.storage)
+                    let alarm = self
+                        .alarm_after_reply(slot, turn, class, method, origin, &reply)
                         .await?;
+                    self.checkpoint_after(
+                        slot,
+                        turn,
+                        class,
+                        method,
+                        &reply.storage,
+                        alarm.as_ref(),
+                    )
+                    .await?;
+                    if let Some(change) = alarm {
+                        let event = origin.report(change.event.clone());
+                        self.apply_alarm(slot, change, event);
+                    }
                     return Ok(reply);
                 }
                 Err(failure) => failure,
@@ -265,121 +293,12 @@ impl Inner {
         }
     }
 
-    /// Saves storage that changed before the response is released (the output gate), in the
-    /// per-call durability mode. Storage over the limit is discarded with the sandbox.
-    async fn checkpoint_after(
-        &self,
-        slot: &Slot,
-        turn: &mut Turn,
-        class: &ClassConfig,
-        method: &str,
-        hint: &StorageHint,
-    ) -> Result<(), RuntimeError> {
-        if self.config.runtime.durability != Durability::PerCall {
-            return Ok(());
-        }
-        let Some(activation) = turn.activation.as_mut() else {
-            return Ok(());
-        };
-        let limit = self.config.limits.max_storage_bytes;
-        let checkpoint_failed = |reason: String| RuntimeError::CheckpointFailed {
-            key: slot.key.clone(),
-            method: method.to_owned(),
-            reason,
-        };
-        let recovering = slot
-            .live()
-            .record
-            .as_ref()
-            .is_some_and(|r| r.status == Status::Failed);
-        if *hint == StorageHint::Unchanged && !recovering {
-            return Ok(());
-        }
-        let storage = match hint {
-            StorageHint::Snapshot(storage) if storage.len() <= limit => Ok(storage.clone()),
-            StorageHint::Snapshot(_) => Err(StorageFailure::TooLarge),
-            StorageHint::None | StorageHint::Unchanged => {
-                activation
-                    .channel
-                    .read_storage(class.storage_read_timeout, limit)
-                    .await
-            }
-        };
-        let storage = match storage {
-            Ok(storage) => storage,
-            Err(StorageFailure::TooLarge) => {
-                let error = RuntimeError::StorageTooLarge {
-                    key: slot.key.clone(),
-                    method: method.to_owned(),
-                    limit,
-                };
-                self.retire(slot, turn, error.to_string()).await;
-                return Err(error);
-            }
-            Err(StorageFailure::Failed(reason)) => return Err(checkpoint_failed(reason)),
-        };
-        if activation.saved.as_ref() == Some(&storage) && !recovering {
-            return Ok(());
-        }
-        // The call's count, and those not yet flushed, go into the same transaction as its
-        // storage, so a crash never keeps the call's changes but loses its count.
-        let call_at = now_ms();
-        let activity = {
-            let mut activity = std::mem::take(&mut slot.live().unflushed);
-            activity.calls += 1;
-            activity.last_call_at = Some(call_at);
-            activity
-        };
-        let update = Update {
-            storage: (activation.saved.as_ref() != Some(&storage)).then(|| storage.clone()),
-            status: recovering.then_some(Status::Active),
-            last_error: recovering.then_some(None),
-            activity: Some(activity.clone()),
-            ..Update::default()
-        };
-        let result = self
-            .store
-            .update(&slot.key, Some(activation.generation), update)
-            .await;
-        {
-            let mut live = slot.live();
-            match &result {
-                Ok(()) => live.counted_call_at = Some(call_at),
-                Err(_) => {
-                    // Returned to memory for the next flush, without this call, which
-                    // finish_call counts as failed.
-                    live.unflushed.calls += activity.calls - 1;
-                    live.unflushed.errors += activity.errors;
-                }
-            }
-        }
-        match result {
-            Ok(()) => {
-                let bytes = storage.len() as u64;
-                activation.saved = Some(storage);
-                slot.live().save_failures = 0;
-                self.with_record(slot, |record| {
-                    record.storage_bytes = bytes;
-                    if recovering {
-                        record.status = Status::Active;
-                        record.last_error = None;
-                    }
-                });
-                Ok(())
-            }
-            Err(err @ StoreError::StaleGeneration { .. }) => {
-                let reason = err.to_string();
-                self.retire(slot, turn, reason.clone()).await;
-                Err(checkpoint_failed(reason))
-            }
-            Err(err) => Err(checkpoint_failed(err.to_string())),
-        }
-    }
-
-    /// Counts the call, restarts the idle clock, ends the call's in-flight count and reports
-    /// the call, in that order: the object is never idle with a deadline missing, and the
-    /// event shows it no longer busy.
-    fn finish_call(
+    /// Counts the call, restarts the idle clock, ends the call's in-flight count and, with
+    /// `report`, reports the call, in that order: the object is never idle with a deadline
+    /// missing, and the event shows it no longer busy. Alarm deliveries report their own
+    /// events instead.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn finish_call(
         &self,
         slot: &Slot,
         turn: &Turn,
@@ -387,6 +306,7 @@ impl Inner {
         method: &MethodName,
         outcome: &Result<HandlerReply, RuntimeError>,
         duration: Duration,
+        report: bool,
     ) {
         {
             let mut live = slot.live();
@@ -418,6 +338,9 @@ impl Inner {
             self.start_idle_clock(slot, activation.idle_timeout);
         }
         drop(in_flight);
+        if !report {
+            return;
+        }
         let kind = match outcome {
             Ok(reply) => EventKind::Call {
                 method: method.to_string(),

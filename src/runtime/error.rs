@@ -21,6 +21,11 @@ pub enum RuntimeError {
     #[error("invalid value: {0}")]
     InvalidValue(String),
     #[error(
+        "method {method:?} is reserved: the runtime calls it to deliver alarms; set an alarm \
+         with the torpor-alarm response header or PUT /v1/objects/CLASS/ID/alarm"
+    )]
+    ReservedMethod { method: String },
+    #[error(
         "{key} already has {queued} calls waiting, the limit (limits.max_queued_calls); try again later"
     )]
     Overloaded { key: ObjectKey, queued: u32 },
@@ -78,6 +83,13 @@ pub enum RuntimeError {
         method: String,
         reason: String,
     },
+    /// `detail` names the header value, what is wrong with it and what became of the call.
+    #[error("the handler of {key} answered {method} with an invalid torpor-alarm header {detail}")]
+    InvalidAlarm {
+        key: ObjectKey,
+        method: String,
+        detail: String,
+    },
     #[error("hibernation of {key} failed: {reason}")]
     HibernateFailed { key: ObjectKey, reason: String },
     #[error(transparent)]
@@ -95,6 +107,8 @@ impl RuntimeError {
             RuntimeError::NotFound(_) => "not_found",
             RuntimeError::BodyTooLarge { .. } => "body_too_large",
             RuntimeError::InvalidValue(_) => "invalid_value",
+            RuntimeError::ReservedMethod { .. } => "reserved_method",
+            RuntimeError::InvalidAlarm { .. } => "invalid_alarm",
             RuntimeError::Overloaded { .. } => "overloaded",
             RuntimeError::ShuttingDown => "shutting_down",
             RuntimeError::TooManyActive { .. } => "too_many_active",
@@ -118,11 +132,15 @@ impl RuntimeError {
     /// Returns the HTTP status the API responds with.
     pub fn http_status(&self) -> u16 {
         match self {
-            RuntimeError::InvalidName(_) | RuntimeError::InvalidValue(_) => 400,
+            RuntimeError::InvalidName(_)
+            | RuntimeError::InvalidValue(_)
+            | RuntimeError::ReservedMethod { .. } => 400,
             RuntimeError::UnknownClass { .. } | RuntimeError::NotFound(_) => 404,
             RuntimeError::Store(StoreError::NotFound(_)) => 404,
             RuntimeError::BodyTooLarge { .. } | RuntimeError::StorageTooLarge { .. } => 413,
-            RuntimeError::SandboxFailed { .. } | RuntimeError::ResponseTooLarge { .. } => 502,
+            RuntimeError::SandboxFailed { .. }
+            | RuntimeError::ResponseTooLarge { .. }
+            | RuntimeError::InvalidAlarm { .. } => 502,
             RuntimeError::Overloaded { .. }
             | RuntimeError::ShuttingDown
             | RuntimeError::TooManyActive { .. }

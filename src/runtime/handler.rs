@@ -48,6 +48,9 @@ pub struct HandlerReply {
     pub content_type: Option<String>,
     pub body: Bytes,
     pub storage: StorageHint,
+    /// The `torpor-alarm` header, unparsed; several values are joined with ", ". It is
+    /// never passed on to the caller.
+    pub alarm: Option<Bytes>,
 }
 
 /// The reason a method call got no response.
@@ -256,11 +259,25 @@ impl Channel {
             }
             Some(_) => StorageHint::None,
         };
+        let mut alarms = response
+            .headers()
+            .get_all(crate::model::alarm::ALARM_HEADER)
+            .iter()
+            .map(|value| value.as_bytes());
+        let alarm = alarms.next().map(|first| {
+            let mut joined = first.to_vec();
+            for more in alarms {
+                joined.extend_from_slice(b", ");
+                joined.extend_from_slice(more);
+            }
+            Bytes::from(joined)
+        });
         Ok(HandlerReply {
             status: response.status().as_u16(),
             content_type,
             body,
             storage,
+            alarm,
         })
     }
 }
@@ -312,7 +329,8 @@ fn describe(err: &hyper::Error) -> String {
     text
 }
 
-fn preview(body: &[u8]) -> String {
+/// Returns the start of a body or header, at most 200 bytes, for messages.
+pub fn preview(body: &[u8]) -> String {
     let text = String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned();
     if body.len() > 200 {
         format!("{text}…")

@@ -1,12 +1,16 @@
 //! The object lifecycle and the call router.
 //!
 //! [`Runtime`] is the handle everything else uses: the API server, the console and tests. It
-//! owns the store, the sandbox driver, one slot per touched object, the deadline scheduler
-//! that hibernates idle objects, and the event bus. The lifecycle steps live in `wake`,
-//! `call` and `hibernate`; start-up and shutdown in `reconcile`.
+//! owns the store, the sandbox driver, one slot per touched object, the deadline schedulers
+//! that hibernate idle objects and deliver alarms, and the event bus. The lifecycle steps
+//! live in `wake`, `call` and `hibernate`; alarms in `alarms` and `delivery`; start-up and
+//! shutdown in `reconcile`.
 
 mod actions;
+mod alarms;
 mod call;
+mod checkpoint;
+mod delivery;
 mod drivers;
 mod error;
 mod events;
@@ -33,6 +37,7 @@ use crate::sandbox::{ContainerDriver, ProcessDriver, SandboxDriver};
 use crate::store::{DataDirLock, SqliteStore, Store};
 
 pub use actions::{MAX_IDLE_TIMEOUT, MIN_IDLE_TIMEOUT};
+pub use alarms::{AlarmListing, parse_alarm_cursor};
 pub use call::{CallReply, CallRequest};
 pub use error::RuntimeError;
 pub use records::Listing;
@@ -69,6 +74,10 @@ pub(crate) struct Inner {
     slots: Slots,
     events: EventBus,
     deadlines: Deadlines<ObjectKey>,
+    /// Each pending alarm's next attempt.
+    alarms: Deadlines<ObjectKey>,
+    /// Alarm deliveries running at once, bounded by `limits.max_alarm_deliveries`.
+    alarm_permits: Arc<tokio::sync::Semaphore>,
     closing: AtomicBool,
     /// Calls queued or running across all objects, watched by shutdown.
     calls_in_flight: watch::Sender<u64>,
@@ -138,6 +147,10 @@ impl Runtime {
         let recent = store.recent_events(200).await?;
         let events = EventBus::new(Arc::clone(&store), last_seq, recent);
         let (deadlines, fired) = Deadlines::start();
+        let (alarm_deadlines, alarms_due) = Deadlines::start();
+        let alarm_permits = Arc::new(tokio::sync::Semaphore::new(
+            options.config.limits.max_alarm_deliveries,
+        ));
 
         let inner = Arc::new(Inner {
             config: Arc::new(options.config),
@@ -148,6 +161,8 @@ impl Runtime {
             slots: Slots::default(),
             events,
             deadlines,
+            alarms: alarm_deadlines,
+            alarm_permits,
             closing: AtomicBool::new(false),
             calls_in_flight: watch::channel(0).0,
             dirty: Mutex::new(HashSet::new()),
@@ -157,7 +172,9 @@ impl Runtime {
         });
 
         inner.reconcile().await?;
+        inner.load_alarms().await?;
         tokio::spawn(dispatch_deadlines(Arc::downgrade(&inner), fired));
+        tokio::spawn(alarms::dispatch_alarms(Arc::downgrade(&inner), alarms_due));
         tokio::spawn(flush_activity_periodically(Arc::downgrade(&inner)));
         Ok(Runtime { inner })
     }

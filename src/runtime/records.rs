@@ -91,7 +91,7 @@ impl Inner {
     }
 
     /// Returns the freshest record: memory's if the runtime has it, else the store's.
-    fn current(&self, stored: StoredObject) -> ObjectRecord {
+    pub(super) fn current(&self, stored: StoredObject) -> ObjectRecord {
         if let Some(slot) = self.slots.get(&stored.key)
             && let Some(record) = slot.live().view()
         {
@@ -129,6 +129,7 @@ impl Inner {
             last_hibernate_at: stored.last_hibernate_at.map(timestamp),
             last_error: stored.last_error,
             sandbox: stored.sandbox,
+            alarm: stored.alarm,
         }
     }
 

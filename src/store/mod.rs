@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use async_trait::async_trait;
 use bytes::Bytes;
 
-use crate::model::{Event, ObjectKey, SandboxRef, Status};
+use crate::model::{Alarm, Event, ObjectKey, SandboxRef, Status};
 
 pub use lock::{DataDirLock, LockError};
 pub use sqlite::SqliteStore;
@@ -67,6 +67,7 @@ pub struct StoredObject {
     pub calls: u64,
     pub errors: u64,
     pub sandbox: Option<SandboxRef>,
+    pub alarm: Option<Alarm>,
 }
 
 /// The data a wake needs from the store: the new generation and the storage to push.
@@ -96,6 +97,8 @@ pub struct Update {
     pub at: Option<i64>,
     /// Call counts to add in the same transaction, as [`Store::record_activity`] adds them.
     pub activity: Option<Activity>,
+    /// `Some(None)` clears the alarm; `Some(Some(alarm))` sets or replaces it.
+    pub alarm: Option<Option<Alarm>>,
 }
 
 /// Call bookkeeping gathered in memory and written in batches.
@@ -114,6 +117,31 @@ pub struct ListQuery {
     /// Resume after this key (exclusive), in (class, id) order.
     pub after: Option<ObjectKey>,
     pub limit: usize,
+}
+
+/// The filter and position of one page of pending alarms.
+#[derive(Debug, Clone, Default)]
+pub struct AlarmQuery {
+    pub class: Option<String>,
+    /// Resume after this position (exclusive), in (next attempt, class, id) order.
+    pub after: Option<AlarmCursor>,
+    pub limit: usize,
+}
+
+/// A position in the list of pending alarms.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlarmCursor {
+    /// The alarm's next attempt, in Unix milliseconds.
+    pub next_attempt_ms: i64,
+    pub key: ObjectKey,
+}
+
+/// One page of pending alarms, soonest next attempt first.
+#[derive(Debug, Clone)]
+pub struct AlarmPage {
+    /// Objects with an alarm, each with `alarm` set.
+    pub objects: Vec<StoredObject>,
+    pub next: Option<AlarmCursor>,
 }
 
 /// One page of a listing, in (class, id) order.
@@ -170,6 +198,13 @@ pub trait Store: Send + Sync + 'static {
     async fn with_status(&self, statuses: &[Status]) -> StoreResult<Vec<StoredObject>>;
 
     async fn count_by_status(&self) -> StoreResult<BTreeMap<Status, u64>>;
+
+    /// Every pending alarm's object and next attempt (Unix milliseconds), for scheduling them
+    /// at start-up.
+    async fn pending_alarms(&self) -> StoreResult<Vec<(ObjectKey, i64)>>;
+
+    /// A page of objects with a pending alarm, soonest next attempt first.
+    async fn list_alarms(&self, query: &AlarmQuery) -> StoreResult<AlarmPage>;
 
     /// Waits until every write sent so far is committed.
     async fn flush(&self) -> StoreResult<()>;

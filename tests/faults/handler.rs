@@ -6,6 +6,13 @@
 //! `FAULT_STORAGE_WRITE_FAIL`, `FAULT_IGNORE_SIGTERM`, and `FAULT_DEFAULT_SIGTERM`, which
 //! installs no SIGTERM handler, so SIGTERM has its default action. Storage-read faults can
 //! also be switched on later with the `faults` method.
+//!
+//! Alarms: `set_alarm {"header"}` responds with that `torpor-alarm` header, and the `alarm`
+//! method records each successful delivery in storage under `alarms`. Its faults also come
+//! from the environment and count attempts in a file in the working folder, which outlives
+//! the sandbox: `FAULT_ALARM_FAIL=N` answers 500 to the first N attempts, `FAULT_ALARM_CRASH=N`
+//! exits during the first N, and `FAULT_ALARM_HANG_MS=M` makes the first
+//! `FAULT_ALARM_HANG_TIMES` attempts (default 1) take M ms.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -261,6 +268,18 @@ async fn call(State(handler): State<Shared>, Path(method): Path<String>, body: B
             json_response(StatusCode::OK, &json!({ "ok": true }))
         }
         "pid" => json_response(StatusCode::OK, &json!({ "pid": std::process::id() })),
+        "set_alarm" => {
+            let mut storage = handler.storage.lock().await;
+            let touched = storage.get("touched").and_then(Value::as_u64).unwrap_or(0);
+            storage["touched"] = json!(touched + 1);
+            let mut response = json_response(StatusCode::OK, &json!({ "ok": true }));
+            let header = body["header"].as_str().unwrap_or_default();
+            if let Ok(value) = axum::http::HeaderValue::from_str(header) {
+                response.headers_mut().insert("torpor-alarm", value);
+            }
+            response
+        }
+        "alarm" => alarm(&handler, body).await,
         "status" => {
             let code = number(&body, "code") as u16;
             let status = StatusCode::from_u16(code).unwrap_or(StatusCode::IM_A_TEAPOT);
@@ -341,4 +360,46 @@ async fn call(State(handler): State<Shared>, Path(method): Path<String>, body: B
             &json!({ "error": format!("unknown method {other:?}") }),
         ),
     }
+}
+
+/// Counts this attempt in the working folder and returns its number, from 1.
+fn count_alarm_attempt() -> u64 {
+    let attempts = std::fs::read_to_string("alarm-attempts")
+        .ok()
+        .and_then(|text| text.trim().parse::<u64>().ok())
+        .unwrap_or(0)
+        + 1;
+    let _ = std::fs::write("alarm-attempts", attempts.to_string());
+    attempts
+}
+
+/// Serves the `alarm` method: fails, crashes or hangs as the environment requests, else
+/// records the delivery (its body and when it arrived) in storage.
+async fn alarm(handler: &Handler, body: Value) -> Response {
+    let received_at_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let attempt = count_alarm_attempt();
+    if attempt <= env_ms("FAULT_ALARM_CRASH") {
+        std::process::exit(70);
+    }
+    if attempt <= env_ms("FAULT_ALARM_FAIL") {
+        return (StatusCode::INTERNAL_SERVER_ERROR, "alarm fails on purpose").into_response();
+    }
+    let hang_times = std::env::var("FAULT_ALARM_HANG_TIMES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1);
+    if attempt <= hang_times {
+        tokio::time::sleep(Duration::from_millis(env_ms("FAULT_ALARM_HANG_MS"))).await;
+    }
+    let mut storage = handler.storage.lock().await;
+    let mut delivery = body;
+    delivery["received_at_ms"] = json!(received_at_ms);
+    match storage.get_mut("alarms").and_then(Value::as_array_mut) {
+        Some(alarms) => alarms.push(delivery),
+        None => storage["alarms"] = json!([delivery]),
+    }
+    json_response(StatusCode::OK, &json!({ "ok": true }))
 }

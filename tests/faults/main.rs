@@ -8,6 +8,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod alarms;
 mod containers;
 mod crash;
 mod handler;
@@ -30,6 +31,7 @@ fn main() {
     let arguments = Arguments::from_args();
     let mut trials = Vec::new();
     trials.extend(lifecycle::trials());
+    trials.extend(alarms::trials());
     trials.extend(saves::trials());
     trials.extend(inputs::trials());
     trials.extend(crash::trials());

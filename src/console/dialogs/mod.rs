@@ -1,6 +1,7 @@
 //! The console's dialogs, each a small state machine over key presses: call a method, create
-//! an object, change an idle timeout, and confirm a destructive action.
+//! an object, change an idle timeout, set an alarm, and confirm a destructive action.
 
+pub mod alarm;
 pub mod call;
 pub mod confirm;
 pub mod create;
@@ -28,6 +29,7 @@ pub enum Dialog {
     Create(create::CreateDialog),
     Confirm(confirm::ConfirmDialog),
     IdleTimeout(idle::IdleDialog),
+    Alarm(alarm::AlarmDialog),
 }
 
 impl Dialog {
@@ -37,6 +39,7 @@ impl Dialog {
             Dialog::Create(dialog) => dialog.on_key(key),
             Dialog::Confirm(dialog) => dialog.on_key(key),
             Dialog::IdleTimeout(dialog) => dialog.on_key(key),
+            Dialog::Alarm(dialog) => dialog.on_key(key),
         }
     }
 }

@@ -135,6 +135,7 @@ fn info_lines(object: &ObjectRecord, now: DateTime<Utc>, theme: &Theme) -> Vec<L
         field("last wake", time(object.last_wake_at)),
         field("last hibernate", time(object.last_hibernate_at)),
     ];
+    lines.extend(alarm_lines(object, now, theme));
     match &object.sandbox {
         Some(sandbox) => {
             lines.push(field(
@@ -156,6 +157,48 @@ fn info_lines(object: &ObjectRecord, now: DateTime<Utc>, theme: &Theme) -> Vec<L
     if let Some(error) = &object.last_error {
         lines.push(Line::from(vec![
             Span::styled(format!("{:>14} ", "last error"), theme.dim()),
+            Span::styled(error.clone(), theme.error()),
+        ]));
+    }
+    lines
+}
+
+/// The pending alarm: when, how often, and the failed attempts so far.
+fn alarm_lines(object: &ObjectRecord, now: DateTime<Utc>, theme: &Theme) -> Vec<Line<'static>> {
+    let field = |name: &str, value: String| {
+        Line::from(vec![
+            Span::styled(format!("{name:>14} "), theme.dim()),
+            Span::raw(value),
+        ])
+    };
+    let Some(alarm) = &object.alarm else {
+        return vec![field("alarm", "none".into())];
+    };
+    let every = alarm
+        .every_ms
+        .map(|ms| format!(", every {ms} ms"))
+        .unwrap_or_default();
+    let mut lines = vec![field(
+        "alarm",
+        format!(
+            "{} (in {}){every}",
+            alarm.at.format("%m-%d %H:%M:%S%.3f"),
+            super::alarm_countdown(object, now)
+        ),
+    )];
+    if alarm.attempt > 1 {
+        lines.push(field(
+            "alarm attempt",
+            format!(
+                "{} at {}",
+                alarm.attempt,
+                alarm.next_attempt_at.format("%H:%M:%S%.3f")
+            ),
+        ));
+    }
+    if let Some(error) = &alarm.last_error {
+        lines.push(Line::from(vec![
+            Span::styled(format!("{:>14} ", "alarm error"), theme.dim()),
             Span::styled(error.clone(), theme.error()),
         ]));
     }

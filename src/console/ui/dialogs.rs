@@ -8,6 +8,7 @@ use tui_input::Input;
 
 use super::theme::Theme;
 use crate::console::dialogs::Dialog;
+use crate::console::dialogs::alarm::{AlarmDialog, AlarmField};
 use crate::console::dialogs::call::{CallDialog, CallState, Field};
 use crate::console::dialogs::confirm::ConfirmDialog;
 use crate::console::dialogs::create::CreateDialog;
@@ -19,6 +20,7 @@ pub fn draw(frame: &mut Frame, dialog: &Dialog, theme: &Theme) {
         Dialog::Create(dialog) => draw_create(frame, dialog, theme),
         Dialog::Confirm(dialog) => draw_confirm(frame, dialog, theme),
         Dialog::IdleTimeout(dialog) => draw_idle(frame, dialog, theme),
+        Dialog::Alarm(dialog) => draw_alarm(frame, dialog, theme),
     }
 }
 
@@ -206,6 +208,46 @@ fn draw_idle(frame: &mut Frame, dialog: &IdleDialog, theme: &Theme) {
         Some(error) => Line::styled(error.clone(), theme.error()),
         None => Line::styled(
             "\"default\" returns the object to its class's timeout.",
+            theme.dim(),
+        ),
+    };
+    frame.render_widget(Paragraph::new(note).wrap(Wrap { trim: true }), note_area);
+}
+
+fn draw_alarm(frame: &mut Frame, dialog: &AlarmDialog, theme: &Theme) {
+    let area = super::centered(frame.area(), 60, 11);
+    let inner = frame_box(
+        frame,
+        area,
+        format!(" alarm of {} ", dialog.key),
+        " Enter set · Tab switch field · Esc close ",
+    );
+    let [in_area, every_area, note_area] = Layout::vertical([
+        Constraint::Length(3),
+        Constraint::Length(3),
+        Constraint::Min(1),
+    ])
+    .areas(inner);
+    draw_input(
+        frame,
+        in_area,
+        &dialog.in_,
+        " in, e.g. 30s or 5m ",
+        dialog.focus == AlarmField::In,
+        theme,
+    );
+    draw_input(
+        frame,
+        every_area,
+        &dialog.every,
+        " every, e.g. 1s or 1h (empty: once) ",
+        dialog.focus == AlarmField::Every,
+        theme,
+    );
+    let note = match &dialog.error {
+        Some(error) => Line::styled(error.clone(), theme.error()),
+        None => Line::styled(
+            "The alarm replaces any pending one; A clears it.",
             theme.dim(),
         ),
     };

@@ -42,6 +42,8 @@ const KEYS: &[(&str, &str, bool)] = &[
     ("w", "wake the selected object", true),
     ("d", "delete the selected object (asks first)", true),
     ("i", "change the selected object's idle timeout", true),
+    ("a", "set the selected object's alarm: in and every", true),
+    ("A", "clear the selected object's alarm (asks first)", true),
     (
         "mouse",
         "click a row to select, a title to sort; wheel scrolls",

@@ -30,6 +30,7 @@ pub const FOOTER_KEYS: &[(&str, &str)] = &[
     ("w", "wake"),
     ("d", "delete"),
     ("i", "idle"),
+    ("a", "alarm"),
     ("Tab", "focus"),
     ("?", "help"),
     ("q", "quit"),
@@ -132,9 +133,22 @@ pub fn countdown(object: &ObjectRecord, now: DateTime<Utc>) -> String {
     if object.warm {
         return "warm".into();
     }
-    let Some(at) = object.hibernate_at else {
-        return "-".into();
-    };
+    match object.hibernate_at {
+        Some(at) => time_left(at, now),
+        None => "-".into(),
+    }
+}
+
+/// "12s", "4m05s", "3h20m", "due" or "-": the time left before the alarm's next attempt.
+pub fn alarm_countdown(object: &ObjectRecord, now: DateTime<Utc>) -> String {
+    match &object.alarm {
+        Some(alarm) => time_left(alarm.next_attempt_at, now),
+        None => "-".into(),
+    }
+}
+
+/// "12s", "4m05s", "3h20m" or "due".
+fn time_left(at: DateTime<Utc>, now: DateTime<Utc>) -> String {
     let left = (at - now).num_milliseconds();
     if left <= 0 {
         return "due".into();

@@ -28,7 +28,7 @@ const fn column(sort: Option<SortColumn>, title: &'static str, width: Constraint
 
 /// Columns in order; each after the first five is shown only if the table is at least
 /// `min_width` cells wide.
-const COLUMNS: [(u16, Column); 9] = [
+const COLUMNS: [(u16, Column); 10] = [
     (
         0,
         column(Some(SortColumn::Class), "CLASS", Constraint::Fill(1)),
@@ -51,11 +51,15 @@ const COLUMNS: [(u16, Column); 9] = [
         column(Some(SortColumn::Calls), "CALLS", Constraint::Length(7)),
     ),
     (
-        76,
+        70,
+        column(Some(SortColumn::AlarmIn), "ALARM IN", Constraint::Length(9)),
+    ),
+    (
+        86,
         column(Some(SortColumn::Errors), "ERRORS", Constraint::Length(6)),
     ),
     (
-        88,
+        98,
         column(
             Some(SortColumn::LastCall),
             "LAST CALL",
@@ -63,10 +67,10 @@ const COLUMNS: [(u16, Column); 9] = [
         ),
     ),
     (
-        100,
+        110,
         column(Some(SortColumn::Storage), "STORAGE", Constraint::Length(9)),
     ),
-    (110, column(None, "PID", Constraint::Length(7))),
+    (120, column(None, "PID", Constraint::Length(7))),
 ];
 
 fn visible_columns(width: u16) -> impl Iterator<Item = &'static Column> {
@@ -116,6 +120,14 @@ fn cell(
         )),
         "HIBERNATE IN" => Line::from(super::countdown(object, now)),
         "CALLS" => Line::from(object.calls.to_string()),
+        "ALARM IN" => {
+            let text = super::alarm_countdown(object, now);
+            // An alarm whose last delivery failed shows in the error style until one succeeds.
+            match object.alarm.as_ref().and_then(|a| a.last_error.as_ref()) {
+                Some(_) => Line::from(Span::styled(text, theme.error())),
+                None => Line::from(text),
+            }
+        }
         "ERRORS" if object.errors > 0 => {
             Line::from(Span::styled(object.errors.to_string(), theme.error()))
         }

@@ -9,6 +9,7 @@ use serde_json::json;
 use super::theme::Theme;
 use crate::console::app::{Action, ActionResult, App, DetailTab, Focus};
 use crate::console::dialogs::Dialog;
+use crate::console::dialogs::alarm::AlarmDialog;
 use crate::console::dialogs::call::{CallDialog, CallState};
 use crate::console::dialogs::confirm::ConfirmDialog;
 use crate::console::dialogs::create::CreateDialog;
@@ -16,7 +17,7 @@ use crate::console::dialogs::idle::IdleDialog;
 use crate::console::source::Feed;
 use crate::console::view::{Filter, SortColumn};
 use crate::model::{
-    ClassName, Event, EventKind, ObjectId, ObjectKey, ObjectRecord, SandboxRef, Status,
+    Alarm, ClassName, Event, EventKind, ObjectId, ObjectKey, ObjectRecord, SandboxRef, Status,
 };
 
 fn at(seconds: i64) -> DateTime<Utc> {
@@ -51,6 +52,7 @@ fn record(class: &str, id: &str, status: Status) -> ObjectRecord {
             address: "127.0.0.1:40001".into(),
             container: None,
         }),
+        alarm: None,
     }
 }
 
@@ -75,16 +77,25 @@ fn fixture() -> App {
     failed.last_error =
         Some("wake failed: handler exited before it became healthy (exit status 1)".into());
     failed.errors = 3;
+    failed.alarm = Some(Alarm {
+        attempt: 3,
+        next_attempt_at: at(4),
+        last_error: Some("the alarm method answered HTTP 500".into()),
+        ..Alarm::scheduled(at(-8).timestamp_millis(), None)
+    });
     let mut big = record("kv", "shelf", Status::Waking);
     big.storage_bytes = 2_500_000;
+    let mut alice = record("counter", "alice", Status::Active);
+    alice.alarm = Some(Alarm::scheduled(at(45).timestamp_millis(), Some(60_000)));
     app.apply(Feed::Snapshot(vec![
-        record("counter", "alice", Status::Active),
+        alice,
         record("counter", "bob", Status::Hibernated),
         failed,
         big,
     ]));
     app.refresh_rows();
     let mut detail = record("counter", "alice", Status::Active);
+    detail.alarm = Some(Alarm::scheduled(at(45).timestamp_millis(), Some(60_000)));
     detail.storage =
         Some(json!({ "count": 3, "history": [1, 2, 3], "owner": "alice", "note": null }));
     app.finish(ActionResult::Detail(Ok(Box::new(detail))));
@@ -132,6 +143,30 @@ fn fixture() -> App {
             EventKind::CallFailed {
                 method: "fly".into(),
                 error: "call fly on counter/alice timed out after 30s".into(),
+            },
+        ),
+        (
+            6,
+            "kv",
+            "broken",
+            EventKind::AlarmFailed {
+                scheduled_at: at(-8),
+                attempt: 2,
+                error: "the alarm method answered HTTP 500".into(),
+                retry_at: Some(at(4)),
+                next_at: None,
+            },
+        ),
+        (
+            7,
+            "counter",
+            "alice",
+            EventKind::AlarmDelivered {
+                scheduled_at: at(-15),
+                attempt: 1,
+                status: 200,
+                late_ms: 2.5,
+                next_at: Some(at(45)),
             },
         ),
     ] {
@@ -289,6 +324,27 @@ fn idle_timeout_dialog() {
     dialog.error = Some("1ms is out of range; it must be between 50ms and 30days".into());
     app.dialog = Some(Dialog::IdleTimeout(dialog));
     insta::assert_snapshot!(render(&app, 130, 30));
+}
+
+#[test]
+fn alarm_dialog() {
+    let mut app = fixture();
+    let alarm = Alarm::scheduled(at(90).timestamp_millis(), Some(1000));
+    let mut dialog = AlarmDialog::new(key("counter", "alice"), Some(&alarm), at(0));
+    dialog.error = Some("every: 10ms is out of range; it must be between 100ms and 365days".into());
+    app.dialog = Some(Dialog::Alarm(dialog));
+    insta::assert_snapshot!(render(&app, 130, 30));
+}
+
+#[test]
+fn alarm_countdown_formats() {
+    let mut object = record("counter", "a", Status::Hibernated);
+    assert_eq!(super::alarm_countdown(&object, at(0)), "-");
+    object.alarm = Some(Alarm::scheduled(at(125).timestamp_millis(), None));
+    assert_eq!(super::alarm_countdown(&object, at(0)), "2m05s");
+    assert_eq!(super::alarm_countdown(&object, at(130)), "due");
+    object.alarm = Some(Alarm::scheduled(at(7200).timestamp_millis(), None));
+    assert_eq!(super::alarm_countdown(&object, at(0)), "2h00m");
 }
 
 #[test]

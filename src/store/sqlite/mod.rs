@@ -4,6 +4,7 @@
 //! `synchronous = FULL` makes every commit fsync the WAL, so a checkpoint acknowledged to a
 //! caller survives a power cut, not only a process crash.
 
+mod alarms;
 mod rows;
 mod schema;
 mod writer;
@@ -19,7 +20,8 @@ use tokio::sync::oneshot;
 
 use self::writer::Write;
 use super::{
-    Activity, ListQuery, Page, Store, StoreError, StoreResult, StoredObject, Update, WakeTicket,
+    Activity, AlarmPage, AlarmQuery, ListQuery, Page, Store, StoreError, StoreResult, StoredObject,
+    Update, WakeTicket,
 };
 use crate::model::{Event, ObjectKey, Status};
 
@@ -243,6 +245,15 @@ impl Store for SqliteStore {
             Ok(counts)
         })
         .await
+    }
+
+    async fn pending_alarms(&self) -> StoreResult<Vec<(ObjectKey, i64)>> {
+        self.read(alarms::pending).await
+    }
+
+    async fn list_alarms(&self, query: &AlarmQuery) -> StoreResult<AlarmPage> {
+        let query = query.clone();
+        self.read(move |conn| alarms::list(conn, &query)).await
     }
 
     async fn flush(&self) -> StoreResult<()> {

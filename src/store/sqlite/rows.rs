@@ -8,9 +8,10 @@ use crate::store::{ListQuery, Page, StoreError, StoreResult, StoredObject};
 
 pub const OBJECT_COLUMNS: &str = "o.oid, o.class, o.id, o.status, o.generation, \
     o.storage_bytes, o.idle_timeout_ms, o.created_at, o.updated_at, o.last_call_at, \
-    o.last_wake_at, o.last_hibernate_at, o.last_error, o.calls, o.errors, o.sandbox";
+    o.last_wake_at, o.last_hibernate_at, o.last_error, o.calls, o.errors, o.sandbox, \
+    o.alarm_at, o.alarm_every_ms, o.alarm_attempt, o.alarm_due_at, o.alarm_error";
 
-fn corrupt(what: String) -> rusqlite::Error {
+pub(super) fn corrupt(what: String) -> rusqlite::Error {
     rusqlite::Error::FromSqlConversionFailure(
         0,
         rusqlite::types::Type::Text,
@@ -49,6 +50,7 @@ pub fn object_from_row(row: &Row<'_>) -> rusqlite::Result<StoredObject> {
         calls: row.get::<_, i64>(13)? as u64,
         errors: row.get::<_, i64>(14)? as u64,
         sandbox,
+        alarm: super::alarms::alarm_from_row(row, 16)?,
     })
 }
 

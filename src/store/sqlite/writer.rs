@@ -333,6 +333,9 @@ fn apply_update(
     if let Some(activity) = &update.activity {
         record_activity(conn, &[(key.clone(), activity.clone())])?;
     }
+    if let Some(alarm) = &update.alarm {
+        super::alarms::write_alarm(conn, oid, alarm.as_ref())?;
+    }
     Ok(())
 }
 
