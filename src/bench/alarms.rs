@@ -1,6 +1,7 @@
-//! Alarm lateness: alarms on hibernated `session` objects, spread over one second, and how
-//! long after its scheduled time each delivery was sent, by the server's clock (the
-//! `late_ms` of each `alarm_delivered` event). Each delivery includes a cold wake.
+//! Alarm lateness: alarms on `session` objects, spread over one second, and how long after
+//! its scheduled time each delivery was sent, by the server's clock (the `late_ms` of each
+//! `alarm_delivered` event). On hibernated objects each delivery waits for a cold wake; on
+//! active ones only for the scheduler and the object's turn.
 
 use std::time::{Duration, Instant};
 
@@ -14,15 +15,22 @@ use crate::model::{EventKind, ObjectKey, now_ms};
 /// Requests sent at once while preparing the objects.
 const PREPARING: usize = 32;
 
-fn key(n: usize) -> anyhow::Result<ObjectKey> {
-    Ok(ObjectKey::parse("session", &format!("expiring-{n}"))?)
+fn key(prefix: &str, n: usize) -> anyhow::Result<ObjectKey> {
+    Ok(ObjectKey::parse("session", &format!("{prefix}-{n}"))?)
 }
 
-/// Opens `objects` sessions, hibernates them, sets their alarms a little ahead and spread
-/// over one second, and returns each delivery's lateness.
-pub async fn alarm_lateness(server: &BenchServer, objects: usize) -> anyhow::Result<Vec<Duration>> {
+/// Opens `objects` sessions, hibernates them unless `active`, sets their alarms a little
+/// ahead and spread over one second, and returns each delivery's lateness.
+pub async fn alarm_lateness(
+    server: &BenchServer,
+    objects: usize,
+    active: bool,
+) -> anyhow::Result<Vec<Duration>> {
     let client = &server.client;
-    let keys = (0..objects).map(key).collect::<anyhow::Result<Vec<_>>>()?;
+    let prefix = if active { "active" } else { "expiring" };
+    let keys = (0..objects)
+        .map(|n| key(prefix, n))
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let opened = futures::stream::iter(keys.iter().map(|k| {
         let body = bytes::Bytes::from_static(br#"{"ttl_ms": 600000}"#);
         client.call(k, "open", body)
@@ -31,11 +39,13 @@ pub async fn alarm_lateness(server: &BenchServer, objects: usize) -> anyhow::Res
     .collect::<Vec<_>>()
     .await;
     opened.into_iter().collect::<Result<Vec<_>, _>>()?;
-    let hibernated = futures::stream::iter(keys.iter().map(|k| client.hibernate(k, false)))
-        .buffer_unordered(PREPARING)
-        .collect::<Vec<_>>()
-        .await;
-    hibernated.into_iter().collect::<Result<Vec<_>, _>>()?;
+    if !active {
+        let hibernated = futures::stream::iter(keys.iter().map(|k| client.hibernate(k, false)))
+            .buffer_unordered(PREPARING)
+            .collect::<Vec<_>>()
+            .await;
+        hibernated.into_iter().collect::<Result<Vec<_>, _>>()?;
+    }
 
     let mut events = std::pin::pin!(client.events(None).await?);
     // Far enough ahead that every alarm is set before the first falls due.
@@ -62,7 +72,7 @@ pub async fn alarm_lateness(server: &BenchServer, objects: usize) -> anyhow::Res
         let StreamItem::Event { event, .. } = item? else {
             continue;
         };
-        if event.class != "session" {
+        if event.class != "session" || !event.id.starts_with(prefix) {
             continue;
         }
         match event.kind {
@@ -75,6 +85,13 @@ pub async fn alarm_lateness(server: &BenchServer, objects: usize) -> anyhow::Res
             _ => {}
         }
     }
+    // The deliveries left every object active; stopped again so the measurements after
+    // this one start without these sandboxes.
+    let stopped = futures::stream::iter(keys.iter().map(|k| client.hibernate(k, false)))
+        .buffer_unordered(PREPARING)
+        .collect::<Vec<_>>()
+        .await;
+    stopped.into_iter().collect::<Result<Vec<_>, _>>()?;
     if lateness.len() < objects {
         anyhow::bail!(
             "{} of {objects} alarms were delivered within a minute",

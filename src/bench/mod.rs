@@ -110,6 +110,8 @@ pub struct Report {
     pub hibernation_lateness: Latency,
     /// Delivery time minus scheduled time of alarms on hibernated objects.
     pub alarm_lateness: Latency,
+    /// The same on active objects: the scheduler's share without the wake.
+    pub alarm_lateness_active: Latency,
     pub stampede_objects: usize,
     pub stampede_ms: f64,
     pub stampede_failed: usize,
@@ -261,7 +263,13 @@ async fn measure(
         "alarm lateness over {} hibernated objects",
         sizes.alarms
     ));
-    let alarm_lateness = Latency::of(&alarms::alarm_lateness(&server, sizes.alarms).await?);
+    let alarm_lateness = Latency::of(&alarms::alarm_lateness(&server, sizes.alarms, false).await?);
+    progress(&format!(
+        "alarm lateness over {} active objects",
+        sizes.alarms
+    ));
+    let alarm_lateness_active =
+        Latency::of(&alarms::alarm_lateness(&server, sizes.alarms, true).await?);
     progress(&format!("stampede of {} objects", sizes.stampede));
     let (stampede, stampede_failed) = scenarios::stampede(&server, sizes.stampede).await?;
     server.stop();
@@ -301,6 +309,7 @@ async fn measure(
         first_call,
         hibernation_lateness: lateness,
         alarm_lateness,
+        alarm_lateness_active,
         stampede_objects: sizes.stampede,
         stampede_ms: stampede.as_secs_f64() * 1000.0,
         stampede_failed,
@@ -410,6 +419,15 @@ fn print_table(report: &Report) {
         "{label:<44} {:>14} {:>14}",
         ms(report.alarm_lateness.p50_us),
         ms(report.alarm_lateness.p99_us)
+    );
+    let label = format!(
+        "alarm lateness, {} active objects",
+        report.alarm_lateness_active.count
+    );
+    println!(
+        "{label:<44} {:>14} {:>14}",
+        ms(report.alarm_lateness_active.p50_us),
+        ms(report.alarm_lateness_active.p99_us)
     );
     println!();
     println!(
