@@ -290,8 +290,8 @@ async fn request_checks_name_the_value() {
         record["idle_timeout_overridden"], false,
         "rejected bodies changed nothing"
     );
-    // Sent raw: the server answers before reading the body, so a client still writing
-    // 2 MiB would see its connection closed instead of the answer.
+    // Sent raw: the server sends its response before reading the body, so a client still
+    // writing 2 MiB would see its connection closed instead of the response.
     let oversized = raw(
         server.port,
         &format!(
