@@ -214,15 +214,23 @@ impl Inner {
                     let alarm = self
                         .alarm_after_reply(slot, turn, class, method, origin, &reply)
                         .await?;
-                    self.checkpoint_after(
-                        slot,
-                        turn,
-                        class,
-                        method,
-                        &reply.storage,
-                        alarm.as_ref(),
-                    )
-                    .await?;
+                    // A delivery's success clears its alarm, so it is checkpointed in every
+                    // mode: the alarm never leaves the store without the delivery's effect.
+                    let delivery = matches!(origin, Origin::Alarm(_));
+                    if self.config.runtime.durability == Durability::PerCall || delivery {
+                        self.checkpoint_after(
+                            slot,
+                            turn,
+                            class,
+                            method,
+                            &reply.storage,
+                            alarm.as_ref(),
+                        )
+                        .await?;
+                    } else {
+                        self.commit_alarm(slot, turn, method, alarm.as_ref())
+                            .await?;
+                    }
                     if let Some(change) = alarm {
                         let event = origin.report(change.event.clone());
                         self.apply_alarm(slot, change, event);

@@ -1,20 +1,21 @@
 //! The checkpoint after a call: in the default durability mode, storage that changed is
 //! committed before the caller sees the response (the output gate), together with the call's
-//! count and any change the call made to the object's alarm.
+//! count and any change the call made to the object's alarm. An alarm delivery is
+//! checkpointed in every mode, because its success clears the alarm. In the hibernate-only
+//! mode a caller's call commits only its alarm change, still before the response.
 
 use super::alarms::AlarmChange;
 use super::handler::{StorageFailure, StorageHint};
 use super::slot::{Slot, Turn};
 use super::{Inner, RuntimeError};
-use crate::config::{ClassConfig, Durability};
-use crate::model::{Alarm, Status, now_ms};
+use crate::config::ClassConfig;
+use crate::model::{Status, now_ms};
 use crate::store::{StoreError, Update};
 
 impl Inner {
     /// Saves storage that changed before the response is released (the output gate), in the
-    /// per-call durability mode, with the call's change to the alarm if it made one. Storage
-    /// over the limit is discarded with the sandbox. In the hibernate-only mode only the
-    /// alarm change is written, still before the response.
+    /// per-call durability mode, and after every alarm delivery, with the call's change to
+    /// the alarm if it made one. Storage over the limit is discarded with the sandbox.
     pub(super) async fn checkpoint_after(
         &self,
         slot: &Slot,
@@ -22,20 +23,13 @@ impl Inner {
         class: &ClassConfig,
         method: &str,
         hint: &StorageHint,
-        alarm: Option<&AlarmChange>,
+        change: Option<&AlarmChange>,
     ) -> Result<(), RuntimeError> {
-        let alarm_error = alarm.and_then(|change| change.object_error.clone());
-        let alarm = alarm.map(|change| change.alarm.clone());
-        if self.config.runtime.durability != Durability::PerCall {
-            return self
-                .commit_alarm(slot, turn, method, alarm, alarm_error)
-                .await;
-        }
         let Some(activation) = turn.activation.as_mut() else {
-            return self
-                .commit_alarm(slot, turn, method, alarm, alarm_error)
-                .await;
+            return self.commit_alarm(slot, turn, method, change).await;
         };
+        let alarm_error = change.and_then(|change| change.object_error.clone());
+        let alarm = change.map(|change| change.alarm.clone());
         let limit = self.config.limits.max_storage_bytes;
         let checkpoint_failed = |reason: String| RuntimeError::CheckpointFailed {
             key: slot.key.clone(),
@@ -144,22 +138,22 @@ impl Inner {
         }
     }
 
-    /// Commits a call's alarm change on its own, when no checkpoint carries it.
-    async fn commit_alarm(
+    /// Commits a call's alarm change on its own, when no checkpoint carries it: a caller's
+    /// call in the hibernate-only mode, still before the response.
+    pub(super) async fn commit_alarm(
         &self,
         slot: &Slot,
         turn: &mut Turn,
         method: &str,
-        alarm: Option<Option<Alarm>>,
-        object_error: Option<String>,
+        change: Option<&AlarmChange>,
     ) -> Result<(), RuntimeError> {
-        let Some(alarm) = alarm else {
+        let Some(change) = change else {
             return Ok(());
         };
         let generation = turn.activation.as_ref().map(|a| a.generation);
         let update = Update {
-            alarm: Some(alarm),
-            last_error: object_error.map(Some),
+            alarm: Some(change.alarm.clone()),
+            last_error: change.object_error.clone().map(Some),
             ..Update::default()
         };
         let failed = |reason: String| RuntimeError::CheckpointFailed {
