@@ -120,9 +120,10 @@ impl AlarmSource {
     }
 }
 
-/// Formats a time for event descriptions: UTC, to the millisecond.
+/// Formats a time for event descriptions: RFC 3339 in UTC, to the millisecond. The date is
+/// always given, since an alarm can be years ahead.
 fn clock(at: &DateTime<Utc>) -> String {
-    at.format("%H:%M:%S%.3f").to_string()
+    at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
 impl EventKind {
@@ -307,5 +308,33 @@ mod tests {
             assert_eq!(back, event, "{text}");
             assert!(!event.kind.describe().is_empty());
         }
+    }
+
+    #[test]
+    fn alarm_descriptions_give_the_date() {
+        let ten_years = DateTime::from_timestamp_millis(2_112_034_876_774).unwrap();
+        let set = EventKind::AlarmSet {
+            scheduled_at: ten_years,
+            every_ms: None,
+            by: AlarmSource::Operator,
+        };
+        assert_eq!(
+            set.describe(),
+            "alarm set for 2036-12-04T20:21:16.774Z by the operator"
+        );
+        let failed = EventKind::AlarmFailed {
+            scheduled_at: ten_years,
+            attempt: 1,
+            error: "boom".into(),
+            retry_at: Some(ten_years),
+            next_at: None,
+        };
+        assert!(
+            failed
+                .describe()
+                .contains("retry at 2036-12-04T20:21:16.774Z"),
+            "{}",
+            failed.describe()
+        );
     }
 }
