@@ -243,7 +243,8 @@ impl Inner {
             Some(raw) => match AlarmHeader::resolve(raw, now) {
                 Ok(next) => next,
                 Err(reason) => {
-                    return Err(self.invalid_alarm(slot, turn, method, raw, reason).await);
+                    let error = self.invalid_alarm(slot, turn, method, raw, reason, true);
+                    return Err(error.await);
                 }
             },
         };
@@ -275,7 +276,10 @@ impl Inner {
         };
         let alarm = match AlarmHeader::resolve(raw, now) {
             Ok(alarm) => alarm,
-            Err(reason) => return Err(self.invalid_alarm(slot, turn, method, raw, reason).await),
+            Err(reason) => {
+                let error = self.invalid_alarm(slot, turn, method, raw, reason, false);
+                return Err(error.await);
+            }
         };
         let change = match alarm {
             Some(alarm) => AlarmChange {
@@ -311,7 +315,8 @@ impl Inner {
 
     /// Fails a call whose response carried an invalid `torpor-alarm` header. Its changes
     /// must not be saved, because its caller gets an error. So in the per-call mode the
-    /// sandbox, which holds them, is stopped unsaved, as for an aborted call.
+    /// sandbox, which holds them, is stopped unsaved, as for an aborted call. For a
+    /// `delivery` the error counts as a failed attempt of the alarm.
     async fn invalid_alarm(
         &self,
         slot: &Slot,
@@ -319,17 +324,24 @@ impl Inner {
         method: &str,
         raw: &[u8],
         reason: String,
+        delivery: bool,
     ) -> RuntimeError {
         let value = quoted(raw);
-        let consequence = match self.config.runtime.durability {
-            Durability::PerCall => {
-                let note = "the call's changes were discarded with its sandbox, and the alarm \
-                            is unchanged";
-                let why = format!("{method} answered an invalid torpor-alarm header {value}");
-                self.retire(slot, turn, why).await;
-                note
+        let discarded = self.config.runtime.durability == Durability::PerCall;
+        if discarded {
+            let why = format!("{method} answered an invalid torpor-alarm header {value}");
+            self.retire(slot, turn, why).await;
+        }
+        let consequence = match (delivery, discarded) {
+            (false, true) => {
+                "the call's changes were discarded with its sandbox, and the alarm is unchanged"
             }
-            Durability::HibernateOnlyUnsafe => "the alarm is unchanged",
+            (false, false) => "the alarm is unchanged",
+            (true, true) => {
+                "the delivery's changes were discarded with its sandbox, and it counts as a \
+                 failed attempt"
+            }
+            (true, false) => "the delivery counts as a failed attempt",
         };
         RuntimeError::InvalidAlarm {
             key: slot.key.clone(),

@@ -22,6 +22,7 @@ pub fn trials() -> Vec<Trial> {
         failed_alarm_delivery_is_retried_with_backoff,
         crashed_or_hung_alarm_delivery_is_retried,
         alarm_attempts_run_out,
+        invalid_header_from_delivery_is_a_failed_attempt,
         stalled_recurring_alarm_coalesces_missed_ticks,
         alarm_set_by_call_survives_hibernation_and_kill,
         alarm_interrupted_by_crash_is_delivered_again,
@@ -381,6 +382,57 @@ async fn alarm_attempts_run_out() {
     assert_eq!(alarm.attempt, 1);
     assert_eq!(alarm.at, *next_at);
     assert!(alarm.last_error.unwrap().contains("HTTP 500"));
+    runtime.shutdown().await;
+}
+
+async fn invalid_header_from_delivery_is_a_failed_attempt() {
+    let dir = tempfile::tempdir().unwrap();
+    let classes = faulty(
+        "f",
+        &[("FAULT_ALARM_HEADER", "soon")],
+        "alarm_retry = \"100ms\"\nalarm_max_attempts = 2",
+    );
+    let runtime = start(dir.path(), &classes).await;
+    let (_, mut events) = runtime.subscribe();
+    let object = key("f", "x");
+    ok(&runtime, &object, "get", "").await;
+    let request = AlarmRequest {
+        time: AlarmTime::In(0),
+        every_ms: None,
+    };
+    runtime.set_alarm(&object, request).await.unwrap();
+    let mut errors = Vec::new();
+    tokio::time::timeout(Duration::from_secs(15), async {
+        while errors.len() < 2 {
+            if let EventKind::AlarmFailed { error, .. } = events.recv().await.unwrap().kind {
+                errors.push(error);
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("two failed attempts; saw {errors:?}"));
+    for error in &errors {
+        assert!(error.contains("\"soon\""), "{error}");
+        assert!(
+            error.contains(
+                "the delivery's changes were discarded with its sandbox, and it \
+                            counts as a failed attempt"
+            ),
+            "{error}"
+        );
+    }
+    let record = runtime.get(&object).await.unwrap();
+    assert!(record.alarm.is_none(), "dropped: {record:?}");
+    let last_error = record.last_error.clone().unwrap_or_default();
+    assert!(
+        last_error.contains("dropped after 2 failed attempts"),
+        "{last_error}"
+    );
+    let storage = record.storage.unwrap_or_default();
+    assert!(
+        storage.get("alarms").is_none(),
+        "no failed delivery's change was saved: {storage}"
+    );
     runtime.shutdown().await;
 }
 

@@ -11,8 +11,9 @@
 //! method records each successful delivery in storage under `alarms`. Its faults also come
 //! from the environment and count attempts in a file in the working folder, which outlives
 //! the sandbox: `FAULT_ALARM_FAIL=N` answers 500 to the first N attempts, `FAULT_ALARM_CRASH=N`
-//! exits during the first N, and `FAULT_ALARM_HANG_MS=M` makes the first
-//! `FAULT_ALARM_HANG_TIMES` attempts (default 1) take M ms.
+//! exits during the first N, `FAULT_ALARM_HANG_MS=M` makes the first
+//! `FAULT_ALARM_HANG_TIMES` attempts (default 1) take M ms, and `FAULT_ALARM_HEADER=VALUE`
+//! answers every attempt with that `torpor-alarm` header.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -401,5 +402,10 @@ async fn alarm(handler: &Handler, body: Value) -> Response {
         Some(alarms) => alarms.push(delivery),
         None => storage["alarms"] = json!([delivery]),
     }
-    json_response(StatusCode::OK, &json!({ "ok": true }))
+    let mut response = json_response(StatusCode::OK, &json!({ "ok": true }));
+    if let Ok(header) = std::env::var("FAULT_ALARM_HEADER") {
+        let value = axum::http::HeaderValue::from_str(&header).unwrap();
+        response.headers_mut().insert("torpor-alarm", value);
+    }
+    response
 }
