@@ -120,10 +120,15 @@ impl AlarmSource {
     }
 }
 
-/// Formats a time for event descriptions: RFC 3339 in UTC, to the millisecond. The date is
-/// always given, since an alarm can be years ahead.
-fn clock(at: &DateTime<Utc>) -> String {
-    at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+/// Formats a time for an event's description, in UTC to the millisecond: the time of day
+/// when it falls on the event's own day, as the console and the log show event times, and
+/// with its date otherwise, since an alarm can be years ahead.
+fn clock(at: &DateTime<Utc>, day_of: &DateTime<Utc>) -> String {
+    if at.date_naive() == day_of.date_naive() {
+        at.format("%H:%M:%S%.3f").to_string()
+    } else {
+        at.format("%Y-%m-%d %H:%M:%S%.3f").to_string()
+    }
 }
 
 impl EventKind {
@@ -150,8 +155,10 @@ impl EventKind {
         }
     }
 
-    /// A one-line description for the console's event pane and the log.
-    pub fn describe(&self) -> String {
+    /// A one-line description for the console's event pane and the log, of an event that
+    /// happened `at`.
+    pub fn describe(&self, at: &DateTime<Utc>) -> String {
+        let clock = |time: &DateTime<Utc>| clock(time, at);
         match self {
             EventKind::Created => "created".into(),
             EventKind::Waking => "waking".into(),
@@ -306,12 +313,13 @@ mod tests {
             let text = serde_json::to_string(&event).unwrap();
             let back: Event = serde_json::from_str(&text).unwrap();
             assert_eq!(back, event, "{text}");
-            assert!(!event.kind.describe().is_empty());
+            assert!(!event.kind.describe(&event.at).is_empty());
         }
     }
 
     #[test]
-    fn alarm_descriptions_give_the_date() {
+    fn alarm_descriptions_give_the_date_of_other_days() {
+        let set_at = DateTime::from_timestamp_millis(1_796_415_676_774).unwrap();
         let ten_years = DateTime::from_timestamp_millis(2_112_034_876_774).unwrap();
         let set = EventKind::AlarmSet {
             scheduled_at: ten_years,
@@ -319,22 +327,21 @@ mod tests {
             by: AlarmSource::Operator,
         };
         assert_eq!(
-            set.describe(),
-            "alarm set for 2036-12-04T20:21:16.774Z by the operator"
+            set.describe(&set_at),
+            "alarm set for 2036-12-04 20:21:16.774 by the operator"
         );
         let failed = EventKind::AlarmFailed {
-            scheduled_at: ten_years,
+            scheduled_at: set_at,
             attempt: 1,
             error: "boom".into(),
             retry_at: Some(ten_years),
             next_at: None,
         };
+        let text = failed.describe(&set_at);
         assert!(
-            failed
-                .describe()
-                .contains("retry at 2036-12-04T20:21:16.774Z"),
-            "{}",
-            failed.describe()
+            text.starts_with("alarm for 20:21:16.774 failed")
+                && text.contains("retry at 2036-12-04 20:21:16.774"),
+            "{text}"
         );
     }
 }

@@ -118,9 +118,9 @@ impl EventBus {
 fn log(event: &Event) {
     let object = format!("{}/{}", event.class, event.id);
     match &event.kind {
-        EventKind::Call { .. } => tracing::debug!(object, "{}", event.kind.describe()),
-        kind if kind.is_failure() => tracing::warn!(object, "{}", kind.describe()),
-        kind => tracing::info!(object, "{}", kind.describe()),
+        EventKind::Call { .. } => tracing::debug!(object, "{}", event.kind.describe(&event.at)),
+        kind if kind.is_failure() => tracing::warn!(object, "{}", kind.describe(&event.at)),
+        kind => tracing::info!(object, "{}", kind.describe(&event.at)),
     }
 }
 

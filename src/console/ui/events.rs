@@ -25,7 +25,7 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
             Line::from(vec![
                 Span::styled(event.at.format("%H:%M:%S%.3f ").to_string(), theme.dim()),
                 Span::raw(format!("{}/{} ", event.class, event.id)),
-                Span::styled(event.kind.describe(), style),
+                Span::styled(event.kind.describe(&event.at), style),
             ])
         })
         .collect();
