@@ -1,14 +1,13 @@
 //! `torpor alarm set|clear` and `torpor alarms`: an object's alarm from the command line.
 
 use std::process::ExitCode;
-use std::time::Duration;
 
 use chrono::Utc;
 use clap::Subcommand;
 
 use super::{Args, ServerArg};
 use crate::api::types::AlarmBody;
-use crate::model::alarm::PendingAlarm;
+use crate::model::alarm::{PendingAlarm, parse_duration_ms};
 use crate::model::{Alarm, ObjectKey};
 
 #[derive(Debug, Subcommand)]
@@ -18,15 +17,15 @@ pub enum AlarmAction {
     Set {
         class: String,
         id: String,
-        /// Time from now, e.g. 5s, 10m or 2h.
-        #[arg(long = "in", value_name = "DURATION", value_parser = humantime::parse_duration)]
-        in_: Option<Duration>,
+        /// Time from now, e.g. 5s, 10m or 2h, in whole milliseconds.
+        #[arg(long = "in", value_name = "DURATION", value_parser = parse_duration_ms)]
+        in_: Option<u64>,
         /// An RFC 3339 time, e.g. 2030-01-02T03:04:05Z.
         #[arg(long, value_name = "TIME")]
         at: Option<String>,
         /// Repeat with this period (at least 100ms), e.g. 1s or 1h.
-        #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
-        every: Option<Duration>,
+        #[arg(long, value_name = "DURATION", value_parser = parse_duration_ms)]
+        every: Option<u64>,
         #[command(flatten)]
         server: ServerArg,
     },
@@ -51,9 +50,9 @@ pub async fn run_action(action: AlarmAction, args: &Args) -> anyhow::Result<Exit
         } => {
             let key = ObjectKey::parse(&class, &id)?;
             let body = AlarmBody {
-                in_ms: in_.map(|d| d.as_millis() as u64),
+                in_ms: in_,
                 at,
-                every_ms: every.map(|d| d.as_millis() as u64),
+                every_ms: every,
                 ..AlarmBody::default()
             };
             let record = server.client(args)?.set_alarm(&key, &body).await?;

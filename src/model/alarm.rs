@@ -99,6 +99,18 @@ pub enum AlarmHeader {
     Clear,
 }
 
+/// Parses a duration such as `30s` or `1h 30m` into whole milliseconds, as alarm times are.
+/// A part below a millisecond is rejected rather than rounded away.
+pub fn parse_duration_ms(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let duration = humantime::parse_duration(text)
+        .map_err(|e| format!("{text:?} is not a duration such as 30s or 5m: {e}"))?;
+    if duration.subsec_nanos() % 1_000_000 != 0 {
+        return Err(format!("{text:?} is not a whole number of milliseconds"));
+    }
+    u64::try_from(duration.as_millis()).map_err(|_| format!("{text:?} is too long"))
+}
+
 /// The rule every alarm request follows, quoted in rejections.
 pub const ALARM_RULE: &str = "an alarm is `clear` or a JSON object with exactly one of \
     \"in_ms\" (milliseconds from now) or \"at_ms\" (Unix milliseconds), and optionally \

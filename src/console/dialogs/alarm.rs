@@ -12,6 +12,7 @@ use super::Outcome;
 use crate::console::app::Action;
 use crate::model::alarm::{
     AlarmRequest, AlarmTime, MAX_ALARM_AHEAD_MS, MAX_ALARM_PERIOD_MS, MIN_ALARM_PERIOD_MS,
+    parse_duration_ms,
 };
 use crate::model::{Alarm, ObjectKey};
 
@@ -90,18 +91,15 @@ impl AlarmDialog {
 /// Parses the two fields into a request; the error names the field and the value.
 fn parse(in_: &str, every: &str) -> Result<AlarmRequest, String> {
     let in_ = in_.trim();
-    let after = humantime::parse_duration(in_)
-        .map_err(|e| format!("in: {in_:?} is not a duration such as 30s or 5m: {e}"))?;
-    if after.as_millis() > u128::from(MAX_ALARM_AHEAD_MS) {
+    let after = parse_duration_ms(in_).map_err(|e| format!("in: {e}"))?;
+    if after > MAX_ALARM_AHEAD_MS {
         return Err(format!("in: {in_} is more than 10 years ahead"));
     }
     let every = every.trim();
     let every_ms = if every.is_empty() {
         None
     } else {
-        let period = humantime::parse_duration(every)
-            .map_err(|e| format!("every: {every:?} is not a duration such as 1s or 1h: {e}"))?;
-        let ms = period.as_millis() as u64;
+        let ms = parse_duration_ms(every).map_err(|e| format!("every: {e}"))?;
         if !(MIN_ALARM_PERIOD_MS..=MAX_ALARM_PERIOD_MS).contains(&ms) {
             return Err(format!(
                 "every: {every} is out of range; it must be between {MIN_ALARM_PERIOD_MS}ms \
@@ -111,7 +109,7 @@ fn parse(in_: &str, every: &str) -> Result<AlarmRequest, String> {
         Some(ms)
     };
     Ok(AlarmRequest {
-        time: AlarmTime::In(after.as_millis() as u64),
+        time: AlarmTime::In(after),
         every_ms,
     })
 }
@@ -133,5 +131,15 @@ mod tests {
         assert!(parse("soon", "").unwrap_err().contains("\"soon\""));
         assert!(parse("1s", "10ms").unwrap_err().contains("out of range"));
         assert!(parse("1s", "often").unwrap_err().starts_with("every:"));
+        let fraction = parse("1.5ms", "").unwrap_err();
+        assert!(
+            fraction.contains("\"1.5ms\" is not a whole number of milliseconds"),
+            "{fraction}"
+        );
+        assert!(
+            parse("999us", "").is_err(),
+            "below a millisecond is not now"
+        );
+        assert!(parse("1s", "100ms 500us").is_err());
     }
 }
