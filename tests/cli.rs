@@ -160,6 +160,28 @@ async fn client_finds_token_in_data_dir() {
         assert!(output.status.success(), "{args:?}: {}", stderr(&output));
         assert_eq!(stdout(&output), format!("{{\"count\":{expected}}}"));
     }
+    // --server, like --data-dir, goes before or after the subcommand.
+    let placements: [&[&str]; 2] = [
+        &[
+            "--server", &url, "alarm", "set", "counter", "a", "--in", "1h",
+        ],
+        &[
+            "alarm", "set", "counter", "a", "--in", "2h", "--server", &url,
+        ],
+    ];
+    for args in placements {
+        let output = torpor(dir.path())
+            .args(args)
+            .env("TORPOR_DATA_DIR", &data)
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{args:?}: {}", stderr(&output));
+        assert!(
+            stdout(&output).starts_with("counter/a alarm"),
+            "{}",
+            stdout(&output)
+        );
+    }
     let output = torpor(dir.path())
         .args(["show", "counter", "a"])
         .env("TORPOR_SERVER", &url)

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use chrono::Utc;
 use clap::Subcommand;
 
-use super::{Args, ServerArg};
+use super::Args;
 use crate::api::types::AlarmBody;
 use crate::model::alarm::{PendingAlarm, parse_duration_ms};
 use crate::model::{Alarm, ObjectKey};
@@ -26,16 +26,9 @@ pub enum AlarmAction {
         /// Repeat with this period (at least 100ms), e.g. 1s or 1h.
         #[arg(long, value_name = "DURATION", value_parser = parse_duration_ms)]
         every: Option<u64>,
-        #[command(flatten)]
-        server: ServerArg,
     },
     /// Clear an object's alarm.
-    Clear {
-        class: String,
-        id: String,
-        #[command(flatten)]
-        server: ServerArg,
-    },
+    Clear { class: String, id: String },
 }
 
 pub async fn run_action(action: AlarmAction, args: &Args) -> anyhow::Result<ExitCode> {
@@ -46,7 +39,6 @@ pub async fn run_action(action: AlarmAction, args: &Args) -> anyhow::Result<Exit
             in_,
             at,
             every,
-            server,
         } => {
             let key = ObjectKey::parse(&class, &id)?;
             let body = AlarmBody {
@@ -55,32 +47,24 @@ pub async fn run_action(action: AlarmAction, args: &Args) -> anyhow::Result<Exit
                 every_ms: every,
                 ..AlarmBody::default()
             };
-            let record = server.client(args)?.set_alarm(&key, &body).await?;
+            let record = args.client()?.set_alarm(&key, &body).await?;
             match &record.alarm {
                 Some(alarm) => println!("{key} alarm {}", describe(alarm)),
                 None => println!("{key} has no alarm"),
             }
             Ok(ExitCode::SUCCESS)
         }
-        AlarmAction::Clear { class, id, server } => {
+        AlarmAction::Clear { class, id } => {
             let key = ObjectKey::parse(&class, &id)?;
-            server.client(args)?.clear_alarm(&key).await?;
+            args.client()?.clear_alarm(&key).await?;
             println!("{key} alarm cleared");
             Ok(ExitCode::SUCCESS)
         }
     }
 }
 
-pub async fn list(
-    class: Option<String>,
-    json: bool,
-    server: &ServerArg,
-    args: &Args,
-) -> anyhow::Result<ExitCode> {
-    let alarms = server
-        .client(args)?
-        .list_all_alarms(class.as_deref())
-        .await?;
+pub async fn list(class: Option<String>, json: bool, args: &Args) -> anyhow::Result<ExitCode> {
+    let alarms = args.client()?.list_all_alarms(class.as_deref()).await?;
     if json {
         println!("{}", serde_json::to_string_pretty(&alarms)?);
     } else {

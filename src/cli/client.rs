@@ -6,13 +6,13 @@ use std::process::ExitCode;
 
 use bytes::Bytes;
 
-use super::{Args, Command, ServerArg};
+use super::{Args, Command};
 use crate::model::{ObjectKey, ObjectRecord};
 
-impl ServerArg {
-    /// Builds a client of this server with the token `args` select.
-    pub(super) fn client(&self, args: &Args) -> anyhow::Result<crate::api::Client> {
-        args.client_token(&self.server).client(&self.server)
+impl Args {
+    /// Builds a client of `--server` with the token these arguments select.
+    pub(super) fn client(&self) -> anyhow::Result<crate::api::Client> {
+        self.client_token(&self.server).client(&self.server)
     }
 }
 
@@ -23,9 +23,8 @@ pub async fn run(command: Command, args: &Args) -> anyhow::Result<ExitCode> {
             id,
             method,
             body,
-            server,
         } => {
-            let client = server.client(args)?;
+            let client = args.client()?;
             let key = ObjectKey::parse(&class, &id)?;
             let body = match body {
                 Some(text) => {
@@ -51,9 +50,8 @@ pub async fn run(command: Command, args: &Args) -> anyhow::Result<ExitCode> {
             class,
             status,
             json,
-            server,
         } => {
-            let client = server.client(args)?;
+            let client = args.client()?;
             let objects = client.list_all(class.as_deref(), status.as_deref()).await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&objects)?);
@@ -62,55 +60,40 @@ pub async fn run(command: Command, args: &Args) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Show { class, id, server } => {
-            let record = server
-                .client(args)?
-                .show(&ObjectKey::parse(&class, &id)?)
-                .await?;
+        Command::Show { class, id } => {
+            let record = args.client()?.show(&ObjectKey::parse(&class, &id)?).await?;
             println!("{}", serde_json::to_string_pretty(&record)?);
             Ok(ExitCode::SUCCESS)
         }
-        Command::Hibernate {
-            class,
-            id,
-            force,
-            server,
-        } => {
-            let record = server
-                .client(args)?
+        Command::Hibernate { class, id, force } => {
+            let record = args
+                .client()?
                 .hibernate(&ObjectKey::parse(&class, &id)?, force)
                 .await?;
             println!("{}/{} {}", record.class, record.id, record.status);
             Ok(ExitCode::SUCCESS)
         }
-        Command::Wake { class, id, server } => {
-            let record = server
-                .client(args)?
-                .wake(&ObjectKey::parse(&class, &id)?)
-                .await?;
+        Command::Wake { class, id } => {
+            let record = args.client()?.wake(&ObjectKey::parse(&class, &id)?).await?;
             println!("{}/{} {}", record.class, record.id, record.status);
             Ok(ExitCode::SUCCESS)
         }
-        Command::Delete { class, id, server } => {
+        Command::Delete { class, id } => {
             let key = ObjectKey::parse(&class, &id)?;
-            server.client(args)?.delete(&key).await?;
+            args.client()?.delete(&key).await?;
             println!("{key} deleted");
             Ok(ExitCode::SUCCESS)
         }
-        Command::Logs { class, id, server } => {
-            let text = server
-                .client(args)?
+        Command::Logs { class, id } => {
+            let text = args
+                .client()?
                 .logs(&ObjectKey::parse(&class, &id)?, 64 * 1024)
                 .await?;
             print!("{text}");
             Ok(ExitCode::SUCCESS)
         }
         Command::Alarm { action } => super::alarms::run_action(action, args).await,
-        Command::Alarms {
-            class,
-            json,
-            server,
-        } => super::alarms::list(class, json, &server, args).await,
+        Command::Alarms { class, json } => super::alarms::list(class, json, args).await,
         Command::Bench { .. } | Command::Load { .. } => {
             unreachable!("handled before the async runtime starts")
         }

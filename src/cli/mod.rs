@@ -58,6 +58,16 @@ pub struct Args {
     #[arg(long, value_name = "URL")]
     pub connect: Option<String>,
 
+    /// The server the client subcommands talk to.
+    #[arg(
+        long,
+        env = "TORPOR_SERVER",
+        value_name = "URL",
+        default_value = DEFAULT_SERVER,
+        global = true
+    )]
+    pub server: String,
+
     /// API token: with --serve, the full token to require; for the client subcommands and
     /// --connect, the token to send [default: DATA_DIR/api-token, for a server on this machine].
     #[arg(
@@ -116,8 +126,6 @@ pub enum Command {
         method: String,
         /// JSON body; empty when absent.
         body: Option<String>,
-        #[command(flatten)]
-        server: ServerArg,
     },
     /// List objects.
     Ls {
@@ -129,16 +137,9 @@ pub enum Command {
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
-        #[command(flatten)]
-        server: ServerArg,
     },
     /// Show one object with its storage, as JSON.
-    Show {
-        class: String,
-        id: String,
-        #[command(flatten)]
-        server: ServerArg,
-    },
+    Show { class: String, id: String },
     /// Hibernate an object now.
     Hibernate {
         class: String,
@@ -146,30 +147,13 @@ pub enum Command {
         /// Abort the call running on it instead of waiting for it.
         #[arg(long)]
         force: bool,
-        #[command(flatten)]
-        server: ServerArg,
     },
     /// Wake an object now (creating it if new).
-    Wake {
-        class: String,
-        id: String,
-        #[command(flatten)]
-        server: ServerArg,
-    },
+    Wake { class: String, id: String },
     /// Delete an object, its storage and its logs.
-    Delete {
-        class: String,
-        id: String,
-        #[command(flatten)]
-        server: ServerArg,
-    },
+    Delete { class: String, id: String },
     /// Print the end of an object's sandbox log.
-    Logs {
-        class: String,
-        id: String,
-        #[command(flatten)]
-        server: ServerArg,
-    },
+    Logs { class: String, id: String },
     /// Set or clear an object's alarm.
     Alarm {
         #[command(subcommand)]
@@ -182,8 +166,6 @@ pub enum Command {
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
-        #[command(flatten)]
-        server: ServerArg,
     },
     /// Measure the built-in counter: warm calls, throughput, wakes, hibernation and alarm
     /// lateness, a stampede and a large store, on a temporary data directory.
@@ -227,13 +209,6 @@ pub enum Command {
         #[arg(long, default_value_t = 0)]
         first_id: usize,
     },
-}
-
-#[derive(Debug, clap::Args)]
-pub struct ServerArg {
-    /// The torpor server to talk to.
-    #[arg(long, env = "TORPOR_SERVER", value_name = "URL", default_value = DEFAULT_SERVER)]
-    pub server: String,
 }
 
 /// Runs what the arguments ask for and returns the process's exit code.
