@@ -57,7 +57,8 @@ impl Runtime {
     /// logs. A call running on it is aborted.
     pub async fn delete(&self, key: &ObjectKey) -> Result<(), RuntimeError> {
         let inner = &self.inner;
-        let slot = inner.slot_for(key)?;
+        inner.known_or_stored(key).await?;
+        let slot = inner.slots.get_or_create(key);
         inner.abort_running(&slot, "an operator deleted the object");
 
         let mut turn = slot.turn.lock().await;

@@ -95,7 +95,7 @@ impl Runtime {
     /// Clears the object's alarm, if it has one. The object must exist.
     pub async fn clear_alarm(&self, key: &ObjectKey) -> Result<(), RuntimeError> {
         let inner = &self.inner;
-        inner.class(&key.class)?;
+        inner.known_or_stored(key).await?;
         let event = EventKind::AlarmCleared {
             by: AlarmSource::Operator,
         };
@@ -135,14 +135,14 @@ impl Runtime {
 
 impl Inner {
     /// Sets (or with `None` clears) an object's alarm in its turn, after the calls queued
-    /// before. `event` is emitted only if something changed.
+    /// before. `event` is emitted only if something changed. The caller has checked the key.
     async fn change_alarm_in_turn(
         &self,
         key: &ObjectKey,
         alarm: Option<Alarm>,
         event: EventKind,
     ) -> Result<(), RuntimeError> {
-        let slot = self.slot_for(key)?;
+        let slot = self.slots.get_or_create(key);
         let result = async {
             let _turn = slot.turn.lock().await;
             self.ensure_loaded(&slot).await?;

@@ -30,7 +30,7 @@ fn timestamp(ms: i64) -> DateTime<Utc> {
 impl Runtime {
     /// Returns one object's record with its last saved storage.
     pub async fn get(&self, key: &ObjectKey) -> Result<ObjectRecord, RuntimeError> {
-        self.inner.class(&key.class)?;
+        self.inner.known_or_stored(key).await?;
         self.inner.get(key).await
     }
 
@@ -214,5 +214,19 @@ impl Inner {
     pub(super) fn slot_for(&self, key: &ObjectKey) -> Result<Arc<Slot>, RuntimeError> {
         self.class(&key.class)?;
         Ok(self.slots.get_or_create(key))
+    }
+
+    /// Checks that the object's class is configured, or that the object is in the store.
+    /// Showing, deleting and clearing an alarm need no sandbox, so they also work on objects
+    /// of a class removed from the configuration; for any other object of an unknown class
+    /// the error lists the known classes.
+    pub(super) async fn known_or_stored(&self, key: &ObjectKey) -> Result<(), RuntimeError> {
+        let Err(unknown) = self.class(&key.class) else {
+            return Ok(());
+        };
+        match self.store.get(key, false).await? {
+            Some(_) => Ok(()),
+            None => Err(unknown),
+        }
     }
 }

@@ -18,6 +18,7 @@ pub fn trials() -> Vec<Trial> {
     named_trials![
         alarm_due_while_down_fires_once_after_restart,
         reconfiguring_keeps_pending_alarms,
+        alarm_of_removed_class_can_be_cleared,
         recurring_alarm_keeps_period_across_restarts,
         failed_alarm_delivery_is_retried_with_backoff,
         crashed_or_hung_alarm_delivery_is_retried,
@@ -162,6 +163,48 @@ async fn reconfiguring_keeps_pending_alarms() {
     let (_, record) = server.get("/v1/objects/f/y").await;
     assert!(record["alarm"].is_object(), "{record}");
     wait_for_deliveries(&server, "f", "y", 1, Duration::from_secs(10)).await;
+}
+
+async fn alarm_of_removed_class_can_be_cleared() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = test_config(&faulty("f", &[], ""));
+    let server = Server::start(&dir.path().join("data"), Some(&config)).await;
+    for id in ["x", "y"] {
+        assert_eq!(server.call("f", id, "get", "").await.0, 200);
+        put(
+            &server,
+            &format!("/v1/objects/f/{id}/alarm"),
+            json!({"in_ms": 3_600_000}),
+        )
+        .await;
+    }
+
+    // The class leaves the configuration; its objects and alarms stay in the store.
+    std::fs::write(server.config.as_ref().unwrap(), test_config("")).unwrap();
+    let server = server.restart(libc::SIGTERM).await;
+    let (_, pending) = server.get("/v1/alarms").await;
+    assert_eq!(pending["alarms"].as_array().unwrap().len(), 2, "{pending}");
+    let (status, record) = server.get("/v1/objects/f/x").await;
+    assert_eq!(status, 200, "shown without its class: {record}");
+    assert!(record["alarm"].is_object(), "{record}");
+
+    let delete = |path: String| server.http.delete(server.url(&path)).send();
+    let response = delete("/v1/objects/f/x/alarm".into()).await.unwrap();
+    assert!(response.status().is_success(), "{}", response.status());
+    let response = delete("/v1/objects/f/y".into()).await.unwrap();
+    assert!(response.status().is_success(), "{}", response.status());
+    let (_, pending) = server.get("/v1/alarms").await;
+    assert_eq!(pending["alarms"], json!([]), "{pending}");
+    let (status, record) = server.get("/v1/objects/f/x").await;
+    assert_eq!(status, 200, "{record}");
+    assert!(record.get("alarm").is_none(), "{record}");
+
+    // Objects that are not stored still get the error that lists the classes.
+    let (status, body) = server.get("/v1/objects/f/never").await;
+    assert_eq!(status, 404, "{body}");
+    assert_eq!(body["error"]["code"], "unknown_class", "{body}");
+    let response = delete("/v1/objects/f/never/alarm".into()).await.unwrap();
+    assert_eq!(response.status(), 404);
 }
 
 async fn recurring_alarm_keeps_period_across_restarts() {
