@@ -205,11 +205,23 @@ fn time_fields(text_times: bool) -> &'static str {
     }
 }
 
+/// Reads a whole number of milliseconds. JSON does not tell `1000` from `1e3` or `1000.0`,
+/// so a whole value written with a fraction or an exponent is taken too, up to 2^53, where
+/// a double stops holding every whole number.
 fn whole_ms(fields: &Map<String, Value>, name: &str) -> Result<u64, String> {
+    const EXACT: f64 = (1u64 << 53) as f64;
     let value = &fields[name];
-    value
-        .as_u64()
-        .ok_or_else(|| format!("{name} {value} is not a whole number of milliseconds"))
+    if let Some(ms) = value.as_u64() {
+        return Ok(ms);
+    }
+    match value.as_f64() {
+        Some(ms) if ms.fract() == 0.0 && (0.0..=EXACT).contains(&ms) => Ok(ms as u64),
+        Some(_) => Err(format!(
+            "{name} {value} is not a whole number of milliseconds from 0 to {}",
+            u64::MAX
+        )),
+        None => Err(format!("{name} {value} is not a number of milliseconds")),
+    }
 }
 
 fn unix_ms(ms: u64) -> Result<i64, String> {
@@ -380,7 +392,8 @@ mod tests {
             (r#"{"in_ms": 1, "at_ms": 2}"#, "in_ms and at_ms"),
             (r#"{"in_ms": -1}"#, "in_ms -1 is not a whole number"),
             (r#"{"in_ms": 1.5}"#, "in_ms 1.5 is not a whole number"),
-            (r#"{"in_ms": "5s"}"#, "is not a whole number"),
+            (r#"{"in_ms": "5s"}"#, "in_ms \"5s\" is not a number of milliseconds"),
+            (r#"{"in_ms": 1e20}"#, "from 0 to 18446744073709551615"),
             (r#"{"in_ms": 1, "every_ms": 99}"#, "every_ms 99 is below"),
             (r#"{"in_ms": 1, "every": 1000}"#, "unknown field \"every\""),
             (r#"{"at": "2030-01-01T00:00:00Z"}"#, "unknown field \"at\""),
@@ -390,6 +403,13 @@ mod tests {
             assert!(err.contains(expected), "{text}: {err}");
         }
         assert!(AlarmHeader::parse(b"\xff").unwrap_err().contains("UTF-8"));
+        for whole in [r#"{"in_ms": 1e3}"#, r#"{"in_ms": 1000.0}"#] {
+            assert_eq!(
+                header(whole),
+                header(r#"{"in_ms": 1000}"#),
+                "{whole} is a whole number"
+            );
+        }
     }
 
     #[test]
