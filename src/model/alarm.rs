@@ -392,7 +392,10 @@ mod tests {
             (r#"{"in_ms": 1, "at_ms": 2}"#, "in_ms and at_ms"),
             (r#"{"in_ms": -1}"#, "in_ms -1 is not a whole number"),
             (r#"{"in_ms": 1.5}"#, "in_ms 1.5 is not a whole number"),
-            (r#"{"in_ms": "5s"}"#, "in_ms \"5s\" is not a number of milliseconds"),
+            (
+                r#"{"in_ms": "5s"}"#,
+                "in_ms \"5s\" is not a number of milliseconds",
+            ),
             (r#"{"in_ms": 1e20}"#, "from 0 to 18446744073709551615"),
             (r#"{"in_ms": 1, "every_ms": 99}"#, "every_ms 99 is below"),
             (r#"{"in_ms": 1, "every": 1000}"#, "unknown field \"every\""),

@@ -256,11 +256,7 @@ impl Inner {
                     }));
                 }
                 CallFailure::Timeout => {
-                    return Err(RuntimeError::CallTimeout {
-                        key: slot.key.clone(),
-                        method: method.to_owned(),
-                        timeout: class.call_timeout,
-                    });
+                    return Err(self.timed_out(slot, turn, method, class.call_timeout).await);
                 }
                 CallFailure::TooLarge => {
                     return Err(RuntimeError::ResponseTooLarge {
@@ -298,6 +294,38 @@ impl Inner {
             key: slot.key.clone(),
             method: method.to_owned(),
             reason,
+        }
+    }
+
+    /// Ends a call that outlived its timeout. In the per-call mode its sandbox is stopped
+    /// unsaved, so the call's changes (its caller got an error) are discarded, the next call
+    /// never runs beside it and starts from the last checkpoint. In the hibernate-only mode
+    /// that would discard every write since the wake, so the call keeps running.
+    async fn timed_out(
+        &self,
+        slot: &Slot,
+        turn: &mut Turn,
+        method: &str,
+        timeout: Duration,
+    ) -> RuntimeError {
+        let then = match self.config.runtime.durability {
+            Durability::PerCall => {
+                let why = format!(
+                    "{method} timed out after {}",
+                    humantime::format_duration(timeout)
+                );
+                self.retire(slot, turn, why).await;
+                "its sandbox was stopped and the call's changes discarded"
+            }
+            Durability::HibernateOnlyUnsafe => {
+                "it keeps running in the sandbox, beside the calls after it"
+            }
+        };
+        RuntimeError::CallTimeout {
+            key: slot.key.clone(),
+            method: method.to_owned(),
+            timeout,
+            then,
         }
     }
 

@@ -42,11 +42,13 @@ pub enum RuntimeError {
         reason: String,
         timed_out: bool,
     },
-    #[error("call {method} on {key} timed out after {}", humantime::format_duration(*.timeout))]
+    #[error("call {method} on {key} timed out after {}; {then}", humantime::format_duration(*.timeout))]
     CallTimeout {
         key: ObjectKey,
         method: String,
         timeout: Duration,
+        /// What became of the call: stopped with its sandbox, or still running in it.
+        then: &'static str,
     },
     #[error("call {method} on {key} failed in its sandbox: {reason}")]
     SandboxFailed {

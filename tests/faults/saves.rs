@@ -16,6 +16,7 @@ pub fn trials() -> Vec<Trial> {
     named_trials![
         call_waits_for_slow_save,
         hung_call_times_out,
+        timed_out_call_never_runs_beside_the_next,
         hung_save_keeps_sandbox_and_retries,
         wake_push_failure_keeps_saved_storage,
     ]
@@ -101,6 +102,39 @@ async fn hung_call_times_out() {
         json!({ "count": 2 }),
         "the object still serves"
     );
+    runtime.shutdown().await;
+}
+
+async fn timed_out_call_never_runs_beside_the_next() {
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = start(dir.path(), &faulty("f", &[], "call_timeout = \"500ms\"")).await;
+    let x = key("f", "x");
+    ok(&runtime, &x, "set", "{\"value\": \"saved\"}").await;
+    let pid = runtime.get(&x).await.unwrap().sandbox.unwrap().pid.unwrap();
+
+    let err = call(
+        &runtime,
+        &x,
+        "slow_set",
+        "{\"ms\": 1500, \"value\": \"late\"}",
+    )
+    .await
+    .expect_err("the call outlives its timeout");
+    assert!(matches!(err, RuntimeError::CallTimeout { .. }), "{err}");
+    assert!(
+        err.to_string()
+            .contains("its sandbox was stopped and the call's changes discarded"),
+        "{err}"
+    );
+    assert!(!alive(pid), "the timed-out call's sandbox was stopped");
+
+    // The next call starts a new sandbox from the checkpoint; the timed-out call's write
+    // lands nowhere, neither now nor after it would have finished.
+    assert_eq!(ok(&runtime, &x, "get", "").await["value"], "saved");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(ok(&runtime, &x, "get", "").await["value"], "saved");
+    runtime.hibernate(&x, false).await.unwrap();
+    assert_eq!(ok(&runtime, &x, "get", "").await["value"], "saved");
     runtime.shutdown().await;
 }
 
