@@ -310,11 +310,11 @@ impl Inner {
     ) -> RuntimeError {
         let then = match self.config.runtime.durability {
             Durability::PerCall => {
-                let why = format!(
+                let reason = format!(
                     "{method} timed out after {}",
                     humantime::format_duration(timeout)
                 );
-                self.retire(slot, turn, why).await;
+                self.retire(slot, turn, reason).await;
                 "its sandbox was stopped and the call's changes discarded"
             }
             Durability::HibernateOnlyUnsafe => {

@@ -65,7 +65,7 @@ impl Origin {
 }
 
 impl Delivery {
-    /// Builds the `alarm` request. Its body holds the scheduled time (RFC 3339 and Unix
+    /// Builds the `alarm` request. Its body contains the scheduled time (RFC 3339 and Unix
     /// milliseconds), the attempt number from 1, and the period of a recurring alarm.
     fn request(&self) -> CallRequest {
         let alarm = &self.alarm;
@@ -329,8 +329,8 @@ impl Inner {
         let value = quoted(raw);
         let discarded = self.config.runtime.durability == Durability::PerCall;
         if discarded {
-            let why = format!("{method} answered an invalid torpor-alarm header {value}");
-            self.retire(slot, turn, why).await;
+            let stopped = format!("{method} responded with an invalid torpor-alarm header {value}");
+            self.retire(slot, turn, stopped).await;
         }
         let consequence = match (delivery, discarded) {
             (false, true) => {

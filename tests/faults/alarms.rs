@@ -18,12 +18,12 @@ pub fn trials() -> Vec<Trial> {
     named_trials![
         alarm_due_while_down_fires_once_after_restart,
         reconfiguring_keeps_pending_alarms,
-        alarm_of_removed_class_can_be_cleared,
+        alarm_clears_without_its_class,
         recurring_alarm_keeps_period_across_restarts,
         failed_alarm_delivery_is_retried_with_backoff,
         crashed_or_hung_alarm_delivery_is_retried,
         alarm_attempts_run_out,
-        invalid_header_from_delivery_is_a_failed_attempt,
+        invalid_delivery_header_fails_attempt,
         stalled_recurring_alarm_coalesces_missed_ticks,
         alarm_set_by_call_survives_hibernation_and_kill,
         alarm_interrupted_by_crash_is_delivered_again,
@@ -165,7 +165,7 @@ async fn reconfiguring_keeps_pending_alarms() {
     wait_for_deliveries(&server, "f", "y", 1, Duration::from_secs(10)).await;
 }
 
-async fn alarm_of_removed_class_can_be_cleared() {
+async fn alarm_clears_without_its_class() {
     let dir = tempfile::tempdir().unwrap();
     let config = test_config(&faulty("f", &[], ""));
     let server = Server::start(&dir.path().join("data"), Some(&config)).await;
@@ -428,7 +428,7 @@ async fn alarm_attempts_run_out() {
     runtime.shutdown().await;
 }
 
-async fn invalid_header_from_delivery_is_a_failed_attempt() {
+async fn invalid_delivery_header_fails_attempt() {
     let dir = tempfile::tempdir().unwrap();
     let classes = faulty(
         "f",

@@ -10,10 +10,10 @@
 //! Alarms: `set_alarm {"header"}` responds with that `torpor-alarm` header, and the `alarm`
 //! method records each successful delivery in storage under `alarms`. Its faults also come
 //! from the environment and count attempts in a file in the working folder, which outlives
-//! the sandbox: `FAULT_ALARM_FAIL=N` answers 500 to the first N attempts, `FAULT_ALARM_CRASH=N`
+//! the sandbox: `FAULT_ALARM_FAIL=N` responds 500 to the first N attempts, `FAULT_ALARM_CRASH=N`
 //! exits during the first N, `FAULT_ALARM_HANG_MS=M` makes the first
 //! `FAULT_ALARM_HANG_TIMES` attempts (default 1) take M ms, and `FAULT_ALARM_HEADER=VALUE`
-//! answers every attempt with that `torpor-alarm` header.
+//! adds that `torpor-alarm` header to every response.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

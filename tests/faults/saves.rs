@@ -16,7 +16,7 @@ pub fn trials() -> Vec<Trial> {
     named_trials![
         call_waits_for_slow_save,
         hung_call_times_out,
-        timed_out_call_never_runs_beside_the_next,
+        timed_out_call_stops_sandbox,
         hung_save_keeps_sandbox_and_retries,
         wake_push_failure_keeps_saved_storage,
     ]
@@ -105,7 +105,7 @@ async fn hung_call_times_out() {
     runtime.shutdown().await;
 }
 
-async fn timed_out_call_never_runs_beside_the_next() {
+async fn timed_out_call_stops_sandbox() {
     let dir = tempfile::tempdir().unwrap();
     let runtime = start(dir.path(), &faulty("f", &[], "call_timeout = \"500ms\"")).await;
     let x = key("f", "x");
