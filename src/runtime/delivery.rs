@@ -1,7 +1,7 @@
 //! Alarm deliveries and the `torpor-alarm` response header.
 //!
 //! A due alarm becomes a call of the reserved `alarm` method that queues for the object's
-//! turn like any other call, after taking one of the `limits.max_alarm_deliveries` permits.
+//! turn like any other call, then takes one of the `limits.max_alarm_deliveries` permits.
 //! The alarm is cleared (or moved to its next tick) only when a delivery succeeds, in the
 //! same transaction as the delivery's checkpoint, so a crash before that delivers it again.
 //! A failed attempt is retried with backoff until the class's attempts run out.
@@ -104,11 +104,6 @@ impl Inner {
     /// fires; the alarm is checked again in the object's turn, since an operator or a call
     /// may have changed it meanwhile.
     pub(super) async fn deliver_alarm(self: &Arc<Self>, key: ObjectKey) {
-        // NOTE: the permit is held while the delivery waits for the object's turn, so alarms
-        // of objects busy with long calls can take every permit and delay other objects' alarms.
-        let Ok(_permit) = Arc::clone(&self.alarm_permits).acquire_owned().await else {
-            return;
-        };
         if self.is_closing() {
             return;
         }
@@ -133,6 +128,11 @@ impl Inner {
         };
         let mut turn = slot.turn.lock().await;
         slot.live().counted_call_at = None;
+        // The permit is taken in the object's turn, so a delivery waiting behind a long call
+        // holds none, and the alarms of other objects go on.
+        let Ok(_permit) = Arc::clone(&self.alarm_permits).acquire_owned().await else {
+            return;
+        };
         // Shutdown hibernates objects in turn; the alarm stays in the store for the next run.
         if self.is_closing() && turn.activation.is_none() {
             return;

@@ -12,7 +12,7 @@ use torpor::model::{EventKind, now_ms};
 
 use crate::common::{Server, test_config};
 use crate::named_trials;
-use crate::support::{faulty, key, next_event, ok, start};
+use crate::support::{call, faulty, key, next_event, ok, start};
 
 pub fn trials() -> Vec<Trial> {
     named_trials![
@@ -25,6 +25,7 @@ pub fn trials() -> Vec<Trial> {
         alarm_attempts_run_out,
         invalid_delivery_header_fails_attempt,
         stalled_recurring_alarm_coalesces_missed_ticks,
+        busy_object_delays_no_other_alarm,
         alarm_set_by_call_survives_hibernation_and_kill,
         alarm_interrupted_by_crash_is_delivered_again,
         relaxed_durability_still_commits_alarms,
@@ -476,6 +477,54 @@ async fn invalid_delivery_header_fails_attempt() {
         storage.get("alarms").is_none(),
         "no failed delivery's change was saved: {storage}"
     );
+    runtime.shutdown().await;
+}
+
+async fn busy_object_delays_no_other_alarm() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut classes = faulty("f", &[], "call_timeout = \"30s\"");
+    classes += "\n[limits]\nmax_alarm_deliveries = 1\n";
+    let runtime = start(dir.path(), &classes).await;
+    let (_, mut events) = runtime.subscribe();
+    let busy = key("f", "busy");
+    let free = key("f", "free");
+    for (object, in_ms) in [(&busy, 500), (&free, 1000)] {
+        ok(&runtime, object, "get", "").await;
+        let request = AlarmRequest {
+            time: AlarmTime::In(in_ms),
+            every_ms: None,
+        };
+        runtime.set_alarm(object, request).await.unwrap();
+    }
+
+    // The busy object's alarm falls due during a 4 s call; with one delivery at a time, the
+    // other object's alarm must not wait for that call.
+    let sleeper = tokio::spawn({
+        let runtime = runtime.clone();
+        let busy = busy.clone();
+        async move { call(&runtime, &busy, "sleep", r#"{"ms": 4000}"#).await }
+    });
+    let mut delivered = Vec::new();
+    tokio::time::timeout(Duration::from_secs(15), async {
+        while delivered.len() < 2 {
+            let event = events.recv().await.unwrap();
+            if let EventKind::AlarmDelivered { .. } = event.kind {
+                delivered.push((event.id.clone(), sleeper.is_finished()));
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("both alarms delivered; saw {delivered:?}"));
+    assert_eq!(
+        delivered[0],
+        ("free".to_owned(), false),
+        "the free object's alarm arrived during the busy object's call"
+    );
+    assert_eq!(
+        delivered[1].0, "busy",
+        "then the busy object's, after its call"
+    );
+    assert!(sleeper.await.unwrap().is_ok());
     runtime.shutdown().await;
 }
 
