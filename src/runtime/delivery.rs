@@ -315,7 +315,7 @@ impl Inner {
 
     /// Fails a call whose response carried an invalid `torpor-alarm` header. Its changes
     /// must not be saved, because its caller gets an error. So in the per-call mode the
-    /// sandbox, which holds them, is stopped unsaved, as for an aborted call. For a
+    /// sandbox, which contains them, is stopped unsaved, as for an aborted call. For a
     /// `delivery` the error counts as a failed attempt of the alarm.
     async fn invalid_alarm(
         &self,
