@@ -373,61 +373,36 @@ fn print_table(report: &Report) {
     }
     println!();
     println!("{:<44} {:>14} {:>14}", "measurement", "p50", "p99");
-    println!(
-        "{:<44} {:>14} {:>14}",
-        "wake (hibernated → first response)",
-        ms(report.wake.p50_us),
-        ms(report.wake.p99_us)
-    );
-    println!(
-        "{:<44} {:>14} {:>14}",
+    let row = |label: &str, latency: &Latency| {
+        let (p50, p99) = (ms(latency.p50_us), ms(latency.p99_us));
+        println!("{label:<44} {p50:>14} {p99:>14}");
+    };
+    row("wake (hibernated → first response)", &report.wake);
+    row(
         "wake from the warm tier (frozen sandbox)",
-        ms(report.warm_wake.p50_us),
-        ms(report.warm_wake.p99_us)
+        &report.warm_wake,
     );
-    println!(
-        "{:<44} {:>14} {:>14}",
-        "first call to a new object",
-        ms(report.first_call.p50_us),
-        ms(report.first_call.p99_us)
-    );
+    row("first call to a new object", &report.first_call);
     if let Some(container) = &report.container {
-        println!(
-            "{:<44} {:>14} {:>14}",
+        row(
             "container wake (hibernated → first response)",
-            ms(container.wake.p50_us),
-            ms(container.wake.p99_us)
+            &container.wake,
         );
-        println!(
-            "{:<44} {:>14} {:>14}",
+        row(
             "first call to a new container object",
-            ms(container.first_call.p50_us),
-            ms(container.first_call.p99_us)
+            &container.first_call,
         );
     }
-    println!(
-        "{:<44} {:>14} {:>14}",
-        "hibernation lateness",
-        ms(report.hibernation_lateness.p50_us),
-        ms(report.hibernation_lateness.p99_us)
+    row("hibernation lateness", &report.hibernation_lateness);
+    let hibernated = report.alarm_lateness.count;
+    row(
+        &format!("alarm lateness, {hibernated} hibernated objects"),
+        &report.alarm_lateness,
     );
-    let label = format!(
-        "alarm lateness, {} hibernated objects",
-        report.alarm_lateness.count
-    );
-    println!(
-        "{label:<44} {:>14} {:>14}",
-        ms(report.alarm_lateness.p50_us),
-        ms(report.alarm_lateness.p99_us)
-    );
-    let label = format!(
-        "alarm lateness, {} active objects",
-        report.alarm_lateness_active.count
-    );
-    println!(
-        "{label:<44} {:>14} {:>14}",
-        ms(report.alarm_lateness_active.p50_us),
-        ms(report.alarm_lateness_active.p99_us)
+    let active = report.alarm_lateness_active.count;
+    row(
+        &format!("alarm lateness, {active} active objects"),
+        &report.alarm_lateness_active,
     );
     println!();
     println!(
