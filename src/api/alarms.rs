@@ -6,11 +6,10 @@ use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
-use serde_json::Value;
 
 use super::error::ApiError;
 use super::params::Params;
-use super::routes::{ApiResult, body, object_key};
+use super::routes::{ApiResult, json_body, object_key};
 use super::server::AppState;
 use super::types::AlarmPage;
 use crate::model::alarm::AlarmRequest;
@@ -26,16 +25,11 @@ pub async fn set(
     raw: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Json<ObjectRecord>> {
     let key = object_key(path)?;
-    let raw = body(
-        raw,
-        &headers,
-        state.runtime.config().limits.max_request_bytes,
-    )?;
-    let invalid = |message: String| ApiError::bad_request("invalid_body", message);
-    let value: Value =
-        serde_json::from_slice(&raw).map_err(|e| invalid(format!("body is not JSON: {e}")))?;
-    let request = AlarmRequest::from_json(&value, true)
-        .map_err(|reason| invalid(format!("invalid alarm {value}: {reason}")))?;
+    let limit = state.runtime.config().limits.max_request_bytes;
+    let value = json_body(raw, &headers, limit)?;
+    let request = AlarmRequest::from_json(&value, true).map_err(|reason| {
+        ApiError::bad_request("invalid_body", format!("invalid alarm {value}: {reason}"))
+    })?;
     Ok(Json(state.runtime.set_alarm(&key, request).await?))
 }
 

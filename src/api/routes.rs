@@ -53,6 +53,17 @@ pub(super) fn body(
     })
 }
 
+/// Reads a JSON body of at most `limit` bytes; anything that is not JSON is 400 `invalid_body`.
+pub(super) fn json_body(
+    raw: Result<Bytes, BytesRejection>,
+    headers: &HeaderMap,
+    limit: usize,
+) -> ApiResult<Value> {
+    let raw = body(raw, headers, limit)?;
+    serde_json::from_slice(&raw)
+        .map_err(|e| ApiError::bad_request("invalid_body", format!("body is not JSON: {e}")))
+}
+
 pub async fn health() -> Json<Health> {
     Json(Health {
         status: "ok".into(),
@@ -174,14 +185,9 @@ pub async fn set_idle_timeout(
     raw: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Json<ObjectRecord>> {
     let key = object_key(path)?;
-    let raw = body(
-        raw,
-        &headers,
-        state.runtime.config().limits.max_request_bytes,
-    )?;
+    let limit = state.runtime.config().limits.max_request_bytes;
+    let value = json_body(raw, &headers, limit)?;
     let invalid = |message: String| ApiError::bad_request("invalid_body", message);
-    let value: Value =
-        serde_json::from_slice(&raw).map_err(|e| invalid(format!("body is not JSON: {e}")))?;
     let Value::Object(fields) = value else {
         return Err(invalid(format!(
             "body must be {{\"idle_timeout_ms\": N or null}}, got {value}"
