@@ -54,13 +54,7 @@ impl Inner {
         }
         activation.warm = None;
         let sandbox = &activation.sandbox;
-        let sandbox_ref = SandboxRef {
-            name: sandbox.name.to_string(),
-            driver: activation.driver.kind().to_owned(),
-            pid: sandbox.pid,
-            address: sandbox.address.to_string(),
-            container: sandbox.container.clone(),
-        };
+        let sandbox_ref = sandbox_ref(sandbox, activation.driver.kind());
         let update = Update {
             status: Some(Status::Active),
             sandbox: Some(Some(sandbox_ref.clone())),
@@ -173,13 +167,7 @@ impl Inner {
                 .await);
         }
 
-        let sandbox_ref = SandboxRef {
-            name: sandbox.name.to_string(),
-            driver: driver.kind().to_owned(),
-            pid: sandbox.pid,
-            address: sandbox.address.to_string(),
-            container: sandbox.container.clone(),
-        };
+        let sandbox_ref = sandbox_ref(&sandbox, driver.kind());
         let update = Update {
             status: Some(Status::Active),
             sandbox: Some(Some(sandbox_ref.clone())),
@@ -370,5 +358,16 @@ impl Inner {
             return None;
         }
         Some(lines[lines.len().saturating_sub(LOG_LINES_IN_ERRORS)..].join(" | "))
+    }
+}
+
+/// Describes a running sandbox for the object's record.
+fn sandbox_ref(sandbox: &Sandbox, driver: &str) -> SandboxRef {
+    SandboxRef {
+        name: sandbox.name.to_string(),
+        driver: driver.to_owned(),
+        pid: sandbox.pid,
+        address: sandbox.address.to_string(),
+        container: sandbox.container.clone(),
     }
 }
