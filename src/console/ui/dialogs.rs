@@ -204,14 +204,8 @@ fn draw_idle(frame: &mut Frame, dialog: &IdleDialog, theme: &Theme) {
         true,
         theme,
     );
-    let note = match &dialog.error {
-        Some(error) => Line::styled(error.clone(), theme.error()),
-        None => Line::styled(
-            "\"default\" returns the object to its class's timeout.",
-            theme.dim(),
-        ),
-    };
-    frame.render_widget(Paragraph::new(note).wrap(Wrap { trim: true }), note_area);
+    let hint = "\"default\" returns the object to its class's timeout.";
+    draw_note(frame, note_area, dialog.error.as_deref(), hint, theme);
 }
 
 fn draw_alarm(frame: &mut Frame, dialog: &AlarmDialog, theme: &Theme) {
@@ -244,12 +238,15 @@ fn draw_alarm(frame: &mut Frame, dialog: &AlarmDialog, theme: &Theme) {
         dialog.focus == AlarmField::Every,
         theme,
     );
-    let note = match &dialog.error {
-        Some(error) => Line::styled(error.clone(), theme.error()),
-        None => Line::styled(
-            "The alarm replaces any pending one; A clears it.",
-            theme.dim(),
-        ),
+    let hint = "The alarm replaces any pending one; A clears it.";
+    draw_note(frame, note_area, dialog.error.as_deref(), hint, theme);
+}
+
+/// Draws a dialog's note: the input's error when there is one, else a dim hint.
+fn draw_note(frame: &mut Frame, area: Rect, error: Option<&str>, hint: &str, theme: &Theme) {
+    let note = match error {
+        Some(error) => Line::styled(error.to_owned(), theme.error()),
+        None => Line::styled(hint.to_owned(), theme.dim()),
     };
-    frame.render_widget(Paragraph::new(note).wrap(Wrap { trim: true }), note_area);
+    frame.render_widget(Paragraph::new(note).wrap(Wrap { trim: true }), area);
 }
