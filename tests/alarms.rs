@@ -5,7 +5,7 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::{Server, TOKEN, test_config};
@@ -173,31 +173,10 @@ async fn reserved_alarm_method_is_refused() {
 
 /// Starts a server that also takes `READ_TOKEN`, with a client for each token.
 async fn start_with_read_token(data: &Path) -> (Server, reqwest::Client) {
-    std::fs::write(data.with_extension("toml"), test_config(SESSION)).unwrap();
-    let port = common::free_port();
-    let child = Command::new(common::bin())
-        .args(["--serve", "--listen", &format!("127.0.0.1:{port}")])
-        .arg("--data-dir")
-        .arg(data)
-        .arg("--config")
-        .arg(data.with_extension("toml"))
-        .env("TORPOR_TOKEN", TOKEN)
-        .env("TORPOR_READ_TOKEN", READ_TOKEN)
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let server = Server {
-        child,
-        port,
-        data_dir: data.to_path_buf(),
-        config: Some(data.with_extension("toml")),
-        http: common::authorized_client(),
-    };
-    let ready = common::eventually(Duration::from_secs(20), || {
-        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-    })
-    .await;
-    assert!(ready, "the server did not start");
+    let config = data.with_extension("toml");
+    std::fs::write(&config, test_config(SESSION)).unwrap();
+    let vars = [("TORPOR_READ_TOKEN", READ_TOKEN)];
+    let server = Server::start_with_env(data, Some(config), common::free_port(), &vars).await;
     let mut headers = reqwest::header::HeaderMap::new();
     let bearer = format!("Bearer {READ_TOKEN}");
     headers.insert(reqwest::header::AUTHORIZATION, bearer.parse().unwrap());

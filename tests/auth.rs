@@ -27,35 +27,13 @@ async fn request(method: reqwest::Method, url: &str, token: Option<&str>) -> (u1
 #[tokio::test]
 async fn requests_need_the_right_token() {
     let dir = tempfile::tempdir().unwrap();
-    let config = test_config("");
     let data = dir.path().join("data");
-    std::fs::write(data.with_extension("toml"), &config).unwrap();
+    let config = data.with_extension("toml");
+    std::fs::write(&config, test_config("")).unwrap();
     let reader = "read-only-token-0123456789";
-    let mut command = Command::new(common::bin());
-    let port = common::free_port();
-    command
-        .args([
-            "--serve",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--data-dir",
-        ])
-        .arg(&data)
-        .arg("--config")
-        .arg(data.with_extension("toml"))
-        .env("TORPOR_TOKEN", TOKEN)
-        .env("TORPOR_READ_TOKEN", reader)
-        .stderr(std::process::Stdio::null());
-    let mut child = command.spawn().unwrap();
-    let base = format!("http://127.0.0.1:{port}");
-    assert!(
-        common::eventually(Duration::from_secs(20), || std::net::TcpStream::connect((
-            "127.0.0.1",
-            port
-        ))
-        .is_ok())
-        .await
-    );
+    let vars = [("TORPOR_READ_TOKEN", reader)];
+    let server = Server::start_with_env(&data, Some(config), common::free_port(), &vars).await;
+    let base = server.url("");
     let call = format!("{base}/v1/objects/counter/guarded/call/increment");
 
     let (status, body) = request(reqwest::Method::POST, &call, None).await;
@@ -106,10 +84,6 @@ async fn requests_need_the_right_token() {
     assert_eq!(status, 403);
     let (status, body) = request(reqwest::Method::GET, &format!("{base}/v1/health"), None).await;
     assert_eq!(status, 200, "health needs no token: {body}");
-
-    // SAFETY: kill(2) on the child this test started.
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-    child.wait().unwrap();
 }
 
 #[tokio::test]

@@ -88,6 +88,17 @@ impl Server {
 
     /// Starts a server on `data_dir` listening on `port`.
     pub async fn start_on(data_dir: &Path, config: Option<PathBuf>, port: u16) -> Server {
+        Self::start_with_env(data_dir, config, port, &[]).await
+    }
+
+    /// Starts a server on `data_dir` listening on `port`, with `vars` added to its
+    /// environment.
+    pub async fn start_with_env(
+        data_dir: &Path,
+        config: Option<PathBuf>,
+        port: u16,
+        vars: &[(&str, &str)],
+    ) -> Server {
         let mut command = Command::new(bin());
         command
             .arg("--serve")
@@ -97,6 +108,7 @@ impl Server {
             .arg(data_dir)
             .env("TORPOR_TOKEN", TOKEN)
             .env("TORPOR_LOG", "info")
+            .envs(vars.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::from(
                 std::fs::OpenOptions::new()
