@@ -35,7 +35,7 @@ pub trait BuiltinClass: Send + Sync + 'static {
     /// Whether `method` may change storage.
     fn changes_storage(&self, method: &str) -> bool;
     /// Runs `method` like [`BuiltinClass::call`], and returns the `torpor-alarm` header to
-    /// answer with, if any.
+    /// send with the response, if any.
     fn call_with_alarm(
         &self,
         storage: &mut Value,
