@@ -146,7 +146,7 @@ async fn clearing_alarm_stops_delivery() {
 }
 
 #[tokio::test]
-async fn reserved_alarm_method_is_refused() {
+async fn reserved_alarm_method_is_rejected() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(&dir.path().join("data"), Some(&test_config(SESSION))).await;
     let (status, body) = server
@@ -177,6 +177,7 @@ async fn start_with_read_token(data: &Path) -> (Server, reqwest::Client) {
     std::fs::write(&config, test_config(SESSION)).unwrap();
     let vars = [("TORPOR_READ_TOKEN", READ_TOKEN)];
     let server = Server::start_with_env(data, Some(config), common::free_port(), &vars).await;
+
     let mut headers = reqwest::header::HeaderMap::new();
     let bearer = format!("Bearer {READ_TOKEN}");
     headers.insert(reqwest::header::AUTHORIZATION, bearer.parse().unwrap());
@@ -287,15 +288,15 @@ async fn alarm_api_sets_lists_and_clears() {
 
     // The read-only token lists but may not set or clear.
     let url = server.url("/v1/objects/session/a/alarm");
-    let refused = reader
+    let rejected = reader
         .put(&url)
         .json(&json!({"in_ms": 5}))
         .send()
         .await
         .unwrap();
-    assert_eq!(refused.status().as_u16(), 403);
-    let refused = reader.delete(&url).send().await.unwrap();
-    assert_eq!(refused.status().as_u16(), 403);
+    assert_eq!(rejected.status().as_u16(), 403);
+    let rejected = reader.delete(&url).send().await.unwrap();
+    assert_eq!(rejected.status().as_u16(), 403);
     let listed = reader.get(server.url("/v1/alarms")).send().await.unwrap();
     assert_eq!(listed.status().as_u16(), 200);
 

@@ -52,8 +52,8 @@ impl Params {
         }
     }
 
-    /// The `limit` of a listing page: 1 to `max` (`limits.max_page_size`), 100 or `max` when
-    /// absent, whichever is smaller.
+    /// Returns the `limit` of a listing page, from 1 to `max` (`limits.max_page_size`). When
+    /// absent it is 100, or `max` if that is smaller.
     pub fn page_limit(&self, max: usize) -> Result<usize, ApiError> {
         let limit = self.number("limit")?.unwrap_or(max.min(100) as u64);
         if limit == 0 || limit > max as u64 {

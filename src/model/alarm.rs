@@ -33,7 +33,7 @@ pub struct Alarm {
     pub every_ms: Option<u64>,
     /// The number of the next delivery attempt of this scheduled time, from 1.
     pub attempt: u32,
-    /// When the next attempt is due: `at`, or a retry time after a failed attempt.
+    /// The time the next attempt is due: `at`, or a retry time after a failed attempt.
     pub next_attempt_at: DateTime<Utc>,
     /// The error of the last failed attempt, kept until a delivery succeeds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -206,8 +206,8 @@ fn time_fields(text_times: bool) -> &'static str {
 }
 
 /// Reads a whole number of milliseconds. JSON does not tell `1000` from `1e3` or `1000.0`,
-/// so a whole value written with a fraction or an exponent is taken too, up to 2^53, where
-/// a double stops holding every whole number.
+/// so a whole value written with a fraction or an exponent is taken too, up to 2^53. Above
+/// that, a double cannot represent every whole number.
 fn whole_ms(fields: &Map<String, Value>, name: &str) -> Result<u64, String> {
     const EXACT: f64 = (1u64 << 53) as f64;
     let value = &fields[name];

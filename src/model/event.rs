@@ -120,9 +120,9 @@ impl AlarmSource {
     }
 }
 
-/// Formats a time for an event's description, in UTC to the millisecond: the time of day
-/// when it falls on the event's own day, as the console and the log show event times, and
-/// with its date otherwise, since an alarm can be years ahead.
+/// Formats a time for an event's description, in UTC to the millisecond. A time on the
+/// event's own day is a time of day, as the console and the log show event times. Other
+/// times carry their date, because an alarm can be years ahead.
 fn clock(at: &DateTime<Utc>, day_of: &DateTime<Utc>) -> String {
     if at.date_naive() == day_of.date_naive() {
         at.format("%H:%M:%S%.3f").to_string()
@@ -155,8 +155,8 @@ impl EventKind {
         }
     }
 
-    /// A one-line description for the console's event pane and the log, of an event that
-    /// happened `at`.
+    /// Describes the event in one line for the console's event pane and the log; `at` is
+    /// when the event happened.
     pub fn describe(&self, at: &DateTime<Utc>) -> String {
         let clock = |time: &DateTime<Utc>| clock(time, at);
         match self {

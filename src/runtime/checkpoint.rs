@@ -28,6 +28,7 @@ impl Inner {
         let Some(activation) = turn.activation.as_mut() else {
             return self.commit_alarm(slot, turn, method, change).await;
         };
+
         let alarm_error = change.and_then(|change| change.object_error.clone());
         let alarm = change.map(|change| change.alarm.clone());
         let limit = self.config.limits.max_storage_bytes;
@@ -41,11 +42,13 @@ impl Inner {
             .record
             .as_ref()
             .is_some_and(|r| r.status == Status::Failed);
+
         // Storage the handler reported unchanged is not read; the alarm may still need writing.
         let unchanged = *hint == StorageHint::Unchanged && !recovering;
         if unchanged && alarm.is_none() {
             return Ok(());
         }
+
         let storage = match hint {
             _ if unchanged => Ok(None),
             StorageHint::Snapshot(storage) if storage.len() <= limit => Ok(Some(storage.clone())),
@@ -69,12 +72,14 @@ impl Inner {
             }
             Err(StorageFailure::Failed(reason)) => return Err(checkpoint_failed(reason)),
         };
+
         let changed = storage
             .as_ref()
             .is_some_and(|storage| activation.saved.as_ref() != Some(storage));
         if !changed && !recovering && alarm.is_none() {
             return Ok(());
         }
+
         // The call's count, and those not yet flushed, go into the same transaction as its
         // storage, so a crash never keeps the call's changes but loses its count.
         let call_at = now_ms();

@@ -47,7 +47,7 @@ pub enum RuntimeError {
         key: ObjectKey,
         method: String,
         timeout: Duration,
-        /// What became of the call: stopped with its sandbox, or still running in it.
+        /// The call's outcome: stopped with its sandbox, or still running in it.
         then: &'static str,
     },
     #[error("call {method} on {key} failed in its sandbox: {reason}")]

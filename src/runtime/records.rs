@@ -218,7 +218,7 @@ impl Inner {
 
     /// Checks that the object's class is configured, or that the object is in the store.
     /// Showing, deleting and clearing an alarm need no sandbox, so they also work on objects
-    /// of a class removed from the configuration; for any other object of an unknown class
+    /// of a class removed from the configuration. For any other object of an unknown class,
     /// the error lists the known classes.
     pub(super) async fn known_or_stored(&self, key: &ObjectKey) -> Result<(), RuntimeError> {
         let Err(unknown) = self.class(&key.class) else {

@@ -199,11 +199,11 @@ pub trait Store: Send + Sync + 'static {
 
     async fn count_by_status(&self) -> StoreResult<BTreeMap<Status, u64>>;
 
-    /// Every pending alarm's object and next attempt (Unix milliseconds), for scheduling them
-    /// at start-up.
+    /// Returns every pending alarm's object and next attempt (Unix milliseconds), for
+    /// scheduling them at start-up.
     async fn pending_alarms(&self) -> StoreResult<Vec<(ObjectKey, i64)>>;
 
-    /// A page of objects with a pending alarm, soonest next attempt first.
+    /// Lists a page of objects with a pending alarm, soonest next attempt first.
     async fn list_alarms(&self, query: &AlarmQuery) -> StoreResult<AlarmPage>;
 
     /// Waits until every write sent so far is committed.

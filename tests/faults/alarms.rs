@@ -445,6 +445,7 @@ async fn invalid_delivery_header_fails_attempt() {
         every_ms: None,
     };
     runtime.set_alarm(&object, request).await.unwrap();
+
     let mut errors = Vec::new();
     tokio::time::timeout(Duration::from_secs(15), async {
         while errors.len() < 2 {
@@ -455,16 +456,13 @@ async fn invalid_delivery_header_fails_attempt() {
     })
     .await
     .unwrap_or_else(|_| panic!("two failed attempts; saw {errors:?}"));
+    let consequence =
+        "the delivery's changes were discarded with its sandbox, and it counts as a failed attempt";
     for error in &errors {
         assert!(error.contains("\"soon\""), "{error}");
-        assert!(
-            error.contains(
-                "the delivery's changes were discarded with its sandbox, and it \
-                            counts as a failed attempt"
-            ),
-            "{error}"
-        );
+        assert!(error.contains(consequence), "{error}");
     }
+
     let record = runtime.get(&object).await.unwrap();
     assert!(record.alarm.is_none(), "dropped: {record:?}");
     let last_error = record.last_error.clone().unwrap_or_default();
@@ -497,8 +495,8 @@ async fn busy_object_delays_no_other_alarm() {
         runtime.set_alarm(object, request).await.unwrap();
     }
 
-    // The busy object's alarm falls due during a 4 s call; with one delivery at a time, the
-    // other object's alarm must not wait for that call.
+    // The busy object's alarm falls due during a 4 s call. Only one delivery runs at a time,
+    // yet the other object's alarm must not wait for that call.
     let sleeper = tokio::spawn({
         let runtime = runtime.clone();
         let busy = busy.clone();

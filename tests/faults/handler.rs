@@ -9,11 +9,13 @@
 //!
 //! Alarms: `set_alarm {"header"}` responds with that `torpor-alarm` header, and the `alarm`
 //! method records each successful delivery in storage under `alarms`. Its faults also come
-//! from the environment and count attempts in a file in the working folder, which outlives
-//! the sandbox: `FAULT_ALARM_FAIL=N` responds 500 to the first N attempts, `FAULT_ALARM_CRASH=N`
-//! exits during the first N, `FAULT_ALARM_HANG_MS=M` makes the first
-//! `FAULT_ALARM_HANG_TIMES` attempts (default 1) take M ms, and `FAULT_ALARM_HEADER=VALUE`
-//! adds that `torpor-alarm` header to every response.
+//! from the environment. They count attempts in a file in the working folder, which outlives
+//! the sandbox:
+//! - `FAULT_ALARM_FAIL=N` responds 500 to the first N attempts;
+//! - `FAULT_ALARM_CRASH=N` exits during the first N;
+//! - `FAULT_ALARM_HANG_MS=M` makes the first `FAULT_ALARM_HANG_TIMES` attempts (default 1)
+//!   take M ms;
+//! - `FAULT_ALARM_HEADER=VALUE` adds that `torpor-alarm` header to every response.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -381,6 +383,7 @@ async fn alarm(handler: &Handler, body: Value) -> Response {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_millis() as u64;
+
     let attempt = count_alarm_attempt();
     if attempt <= env_ms("FAULT_ALARM_CRASH") {
         std::process::exit(70);
@@ -395,6 +398,7 @@ async fn alarm(handler: &Handler, body: Value) -> Response {
     if attempt <= hang_times {
         tokio::time::sleep(Duration::from_millis(env_ms("FAULT_ALARM_HANG_MS"))).await;
     }
+
     let mut storage = handler.storage.lock().await;
     let mut delivery = body;
     delivery["received_at_ms"] = json!(received_at_ms);
@@ -402,6 +406,7 @@ async fn alarm(handler: &Handler, body: Value) -> Response {
         Some(alarms) => alarms.push(delivery),
         None => storage["alarms"] = json!([delivery]),
     }
+
     let mut response = json_response(StatusCode::OK, &json!({ "ok": true }));
     if let Ok(header) = std::env::var("FAULT_ALARM_HEADER") {
         let value = axum::http::HeaderValue::from_str(&header).unwrap();

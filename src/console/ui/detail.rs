@@ -163,7 +163,7 @@ fn info_lines(object: &ObjectRecord, now: DateTime<Utc>, theme: &Theme) -> Vec<L
     lines
 }
 
-/// The pending alarm: when, how often, and the failed attempts so far.
+/// Builds the lines of the pending alarm: when, how often, and the failed attempts so far.
 fn alarm_lines(object: &ObjectRecord, now: DateTime<Utc>, theme: &Theme) -> Vec<Line<'static>> {
     let field = |name: &str, value: String| {
         Line::from(vec![

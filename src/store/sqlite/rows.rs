@@ -11,11 +11,12 @@ pub const OBJECT_COLUMNS: &str = "o.oid, o.class, o.id, o.status, o.generation, 
     o.last_wake_at, o.last_hibernate_at, o.last_error, o.calls, o.errors, o.sandbox, \
     o.alarm_at, o.alarm_every_ms, o.alarm_attempt, o.alarm_due_at, o.alarm_error";
 
-pub(super) fn corrupt(what: String) -> rusqlite::Error {
+/// Returns the error for a stored value that cannot be read back, with `message` saying why.
+pub(super) fn corrupt(message: String) -> rusqlite::Error {
     rusqlite::Error::FromSqlConversionFailure(
         0,
         rusqlite::types::Type::Text,
-        Box::new(StoreError::Database(what)),
+        Box::new(StoreError::Database(message)),
     )
 }
 
