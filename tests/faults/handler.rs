@@ -9,8 +9,8 @@
 //!
 //! Alarms: `set_alarm {"header"}` responds with that `torpor-alarm` header, and the `alarm`
 //! method records each successful delivery in storage under `alarms`. Its faults also come
-//! from the environment. They count attempts in a file in the working folder, which outlives
-//! the sandbox:
+//! from the environment. They count attempts, and record when each arrived, in files in the
+//! working folder, which outlives the sandbox:
 //! - `FAULT_ALARM_FAIL=N` responds 500 to the first N attempts;
 //! - `FAULT_ALARM_CRASH=N` exits during the first N;
 //! - `FAULT_ALARM_HANG_MS=M` makes the first `FAULT_ALARM_HANG_TIMES` attempts (default 1)
@@ -376,6 +376,19 @@ fn count_alarm_attempt() -> u64 {
     attempts
 }
 
+/// Appends the time an attempt arrived, in Unix milliseconds, to a file in the working
+/// folder, so tests can measure the pauses between attempts where the handler sees them.
+fn record_attempt_time(received_at_ms: u64) {
+    use std::io::Write;
+    if let Ok(mut file) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open("alarm-attempt-times")
+    {
+        let _ = writeln!(file, "{received_at_ms}");
+    }
+}
+
 /// Serves the `alarm` method: fails, crashes or hangs as the environment requests, else
 /// records the delivery (its body and when it arrived) in storage.
 async fn alarm(handler: &Handler, body: Value) -> Response {
@@ -385,6 +398,7 @@ async fn alarm(handler: &Handler, body: Value) -> Response {
         .as_millis() as u64;
 
     let attempt = count_alarm_attempt();
+    record_attempt_time(received_at_ms);
     if attempt <= env_ms("FAULT_ALARM_CRASH") {
         std::process::exit(70);
     }
